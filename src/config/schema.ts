@@ -1,0 +1,119 @@
+/**
+ * The one configuration schema: every key, its type, its default and its CDS_* variable. The
+ * README's configuration reference is this table; a test checks that it lists every key.
+ */
+import { Type, type Static, type TSchema } from '@sinclair/typebox';
+
+const Port = (d: number) => Type.Integer({ minimum: 0, maximum: 65535, default: d });
+
+/** The configuration of one cds process. */
+export const ConfigSchema = Type.Object(
+  {
+    dataDir: Type.String({ minLength: 1, default: './data', description: 'Directory of the embedded log, state and admin key.' }),
+    http: Type.Object(
+      {
+        host: Type.String({ default: '127.0.0.1', description: 'Address the REST listener binds.' }),
+        port: Port(8480),
+        bodyLimitBytes: Type.Integer({ minimum: 1024, default: 16 * 1024 * 1024, description: 'Largest request body.' }),
+      },
+      { additionalProperties: false, default: {} },
+    ),
+    log: Type.Object(
+      {
+        engine: Type.Union([Type.Literal('embedded'), Type.Literal('pulsar')], { default: 'embedded' }),
+        segmentBytes: Type.Integer({ minimum: 1024 * 1024, default: 256 * 1024 * 1024, description: 'Size at which an embedded log segment rolls.' }),
+      },
+      { additionalProperties: false, default: {} },
+    ),
+    state: Type.Object(
+      {
+        engine: Type.Union([Type.Literal('embedded'), Type.Literal('postgres')], { default: 'embedded' }),
+      },
+      { additionalProperties: false, default: {} },
+    ),
+    ingest: Type.Object(
+      {
+        maxBatch: Type.Integer({ minimum: 1, maximum: 100_000, default: 10_000, description: 'Most decisions in one publish batch.' }),
+        topicTemplate: Type.String({
+          minLength: 1,
+          default: 'decisions.{instrument.assetClass}.{portfolioId}',
+          description: 'Default topic of a decision; {field.path} is replaced by the field value.',
+        }),
+        keyField: Type.String({ minLength: 1, default: 'portfolioId', description: 'Decision field that is the ordering key.' }),
+      },
+      { additionalProperties: false, default: {} },
+    ),
+    security: Type.Object(
+      {
+        adminKey: Type.Optional(Type.String({ minLength: 24, description: 'Admin API key to ensure exists (otherwise one is generated on first start).' })),
+        jwtHs256SecretFile: Type.Optional(Type.String({ minLength: 1, description: 'File holding the HS256 secret for JWTs.' })),
+        jwtPublicKeyFile: Type.Optional(Type.String({ minLength: 1, description: 'PEM public key (RS256 or EdDSA) for JWTs.' })),
+        jwtJwksFile: Type.Optional(Type.String({ minLength: 1, description: 'JWKS file (JSON) of keys for JWTs.' })),
+        jwtIssuer: Type.Optional(Type.String({ minLength: 1, description: 'Required `iss` of JWTs.' })),
+        jwtAudience: Type.Optional(Type.String({ minLength: 1, description: 'Required `aud` of JWTs.' })),
+        requestsPerSecond: Type.Number({ exclusiveMinimum: 0, default: 2000, description: 'Default per-principal request rate limit.' }),
+        decisionsPerSecond: Type.Number({ exclusiveMinimum: 0, default: 1_000_000, description: 'Default per-principal published-decision rate limit.' }),
+      },
+      { additionalProperties: false, default: {} },
+    ),
+    shutdown: Type.Object(
+      {
+        drainTimeoutMs: Type.Integer({ minimum: 0, default: 10_000, description: 'Longest wait for in-flight work on SIGTERM.' }),
+      },
+      { additionalProperties: false, default: {} },
+    ),
+    logging: Type.Object(
+      {
+        level: Type.Union(
+          ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((l) => Type.Literal(l)),
+          { default: 'info' },
+        ),
+      },
+      { additionalProperties: false, default: {} },
+    ),
+  },
+  { additionalProperties: false, default: {} },
+);
+
+/** A validated, frozen configuration. */
+export type Config = Static<typeof ConfigSchema>;
+
+/** CDS_* environment variables and the key each sets. Any other CDS_* variable is an error. */
+export const ENV_VARS: Readonly<Record<string, string>> = {
+  CDS_DATA_DIR: 'dataDir',
+  CDS_HTTP_HOST: 'http.host',
+  CDS_HTTP_PORT: 'http.port',
+  CDS_HTTP_BODY_LIMIT_BYTES: 'http.bodyLimitBytes',
+  CDS_LOG: 'log.engine',
+  CDS_LOG_SEGMENT_BYTES: 'log.segmentBytes',
+  CDS_STATE: 'state.engine',
+  CDS_INGEST_MAX_BATCH: 'ingest.maxBatch',
+  CDS_TOPIC_TEMPLATE: 'ingest.topicTemplate',
+  CDS_KEY_FIELD: 'ingest.keyField',
+  CDS_ADMIN_KEY: 'security.adminKey',
+  CDS_JWT_HS256_SECRET_FILE: 'security.jwtHs256SecretFile',
+  CDS_JWT_PUBLIC_KEY_FILE: 'security.jwtPublicKeyFile',
+  CDS_JWT_JWKS_FILE: 'security.jwtJwksFile',
+  CDS_JWT_ISSUER: 'security.jwtIssuer',
+  CDS_JWT_AUDIENCE: 'security.jwtAudience',
+  CDS_RATE_REQUESTS_PER_SECOND: 'security.requestsPerSecond',
+  CDS_RATE_DECISIONS_PER_SECOND: 'security.decisionsPerSecond',
+  CDS_DRAIN_TIMEOUT_MS: 'shutdown.drainTimeoutMs',
+  CDS_LOG_LEVEL: 'logging.level',
+};
+
+/** CDS_* variables that are not configuration keys: the file to read, and those of the test harness. */
+export const ENV_NON_KEYS = new Set(['CDS_CONFIG']);
+/** Prefix reserved for the test harness; such variables are not configuration. */
+export const ENV_TEST_PREFIX = 'CDS_TEST_';
+
+/** The schema of one key given by its dotted path, or undefined if there is no such key. */
+export function schemaAt(path: string): TSchema | undefined {
+  let s: TSchema | undefined = ConfigSchema;
+  for (const part of path.split('.')) {
+    const props: Record<string, TSchema> | undefined = (s as { properties?: Record<string, TSchema> } | undefined)?.properties;
+    s = props?.[part];
+    if (s === undefined) return undefined;
+  }
+  return s;
+}

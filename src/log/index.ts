@@ -1,0 +1,1 @@
+export type { EventLog, AppendRecord, LogRecord, Appended, PartitionExtent } from './port.ts';
