@@ -41,7 +41,10 @@ function setPath(target: Record<string, unknown>, path: string, value: unknown):
 /** Converts a string from the environment or a flag to the type the key's schema wants. */
 function coerce(path: string, raw: string, source: string): unknown {
   const schema = schemaAt(path);
-  if (schema === undefined) throw configError([{ path: source, code: 'unknown_key', message: `unknown configuration key '${path}'` }]);
+  if (schema === undefined)
+    throw configError([
+      { path: source, code: 'unknown_key', message: `unknown configuration key '${path}'` },
+    ]);
   const t = (schema as { type?: string }).type;
   if (t === 'integer' || t === 'number') {
     const n = Number(raw);
@@ -51,7 +54,8 @@ function coerce(path: string, raw: string, source: string): unknown {
     return n;
   }
   if (t === 'boolean') {
-    if (raw !== 'true' && raw !== 'false') throw configError([{ path: source, code: 'type', message: `'${raw}' is not true or false` }]);
+    if (raw !== 'true' && raw !== 'false')
+      throw configError([{ path: source, code: 'type', message: `'${raw}' is not true or false` }]);
     return raw === 'true';
   }
   return raw;
@@ -63,14 +67,22 @@ function readFile(file: string): Record<string, unknown> {
   try {
     text = readFileSync(file, 'utf8');
   } catch (cause) {
-    throw new CdsError('CONFIG_INVALID', `cannot read configuration file ${file}: ${(cause as Error).message}`, { cause });
+    throw new CdsError(
+      'CONFIG_INVALID',
+      `cannot read configuration file ${file}: ${(cause as Error).message}`,
+      { cause },
+    );
   }
   try {
     const v: unknown = JSON.parse(text);
     if (v === null || typeof v !== 'object' || Array.isArray(v)) throw new Error('not a JSON object');
     return v as Record<string, unknown>;
   } catch (cause) {
-    throw new CdsError('CONFIG_INVALID', `configuration file ${file} is not a JSON object: ${(cause as Error).message}`, { cause });
+    throw new CdsError(
+      'CONFIG_INVALID',
+      `configuration file ${file} is not a JSON object: ${(cause as Error).message}`,
+      { cause },
+    );
   }
 }
 
@@ -85,7 +97,13 @@ export function loadConfig(sources: ConfigSources = {}): Config {
   if (sources.overrides) deepMerge(raw, sources.overrides);
   const unknown: FieldError[] = [];
   for (const [name, value] of Object.entries(env)) {
-    if (!name.startsWith('CDS_') || value === undefined || ENV_NON_KEYS.has(name) || name.startsWith(ENV_TEST_PREFIX)) continue;
+    if (
+      !name.startsWith('CDS_') ||
+      value === undefined ||
+      ENV_NON_KEYS.has(name) ||
+      name.startsWith(ENV_TEST_PREFIX)
+    )
+      continue;
     const key = ENV_VARS[name];
     if (key === undefined) {
       unknown.push({ path: name, code: 'unknown_variable', message: 'is not a cds configuration variable' });
@@ -116,7 +134,14 @@ export function loadConfig(sources: ConfigSources = {}): Config {
 function deepMerge(target: Record<string, unknown>, src: Record<string, unknown>): void {
   for (const [k, v] of Object.entries(src)) {
     const cur = target[k];
-    if (v && typeof v === 'object' && !Array.isArray(v) && cur && typeof cur === 'object' && !Array.isArray(cur)) {
+    if (
+      v &&
+      typeof v === 'object' &&
+      !Array.isArray(v) &&
+      cur &&
+      typeof cur === 'object' &&
+      !Array.isArray(cur)
+    ) {
       deepMerge(cur as Record<string, unknown>, v as Record<string, unknown>);
     } else target[k] = v;
   }

@@ -9,19 +9,31 @@ const Port = (d: number) => Type.Integer({ minimum: 0, maximum: 65535, default: 
 /** The configuration of one cds process. */
 export const ConfigSchema = Type.Object(
   {
-    dataDir: Type.String({ minLength: 1, default: './data', description: 'Directory of the embedded log, state and admin key.' }),
+    dataDir: Type.String({
+      minLength: 1,
+      default: './data',
+      description: 'Directory of the embedded log, state and admin key.',
+    }),
     http: Type.Object(
       {
         host: Type.String({ default: '127.0.0.1', description: 'Address the REST listener binds.' }),
         port: Port(8480),
-        bodyLimitBytes: Type.Integer({ minimum: 1024, default: 16 * 1024 * 1024, description: 'Largest request body.' }),
+        bodyLimitBytes: Type.Integer({
+          minimum: 1024,
+          default: 16 * 1024 * 1024,
+          description: 'Largest request body.',
+        }),
       },
       { additionalProperties: false, default: {} },
     ),
     log: Type.Object(
       {
         engine: Type.Union([Type.Literal('embedded'), Type.Literal('pulsar')], { default: 'embedded' }),
-        segmentBytes: Type.Integer({ minimum: 1024 * 1024, default: 256 * 1024 * 1024, description: 'Size at which an embedded log segment rolls.' }),
+        segmentBytes: Type.Integer({
+          minimum: 1024 * 1024,
+          default: 256 * 1024 * 1024,
+          description: 'Size at which an embedded log segment rolls.',
+        }),
       },
       { additionalProperties: false, default: {} },
     ),
@@ -33,32 +45,64 @@ export const ConfigSchema = Type.Object(
     ),
     ingest: Type.Object(
       {
-        maxBatch: Type.Integer({ minimum: 1, maximum: 100_000, default: 10_000, description: 'Most decisions in one publish batch.' }),
+        maxBatch: Type.Integer({
+          minimum: 1,
+          maximum: 100_000,
+          default: 10_000,
+          description: 'Most decisions in one publish batch.',
+        }),
         topicTemplate: Type.String({
           minLength: 1,
           default: 'decisions.{instrument.assetClass}.{portfolioId}',
           description: 'Default topic of a decision; {field.path} is replaced by the field value.',
         }),
-        keyField: Type.String({ minLength: 1, default: 'portfolioId', description: 'Decision field that is the ordering key.' }),
+        keyField: Type.String({
+          minLength: 1,
+          default: 'portfolioId',
+          description: 'Decision field that is the ordering key.',
+        }),
       },
       { additionalProperties: false, default: {} },
     ),
     security: Type.Object(
       {
-        adminKey: Type.Optional(Type.String({ minLength: 24, description: 'Admin API key to ensure exists (otherwise one is generated on first start).' })),
-        jwtHs256SecretFile: Type.Optional(Type.String({ minLength: 1, description: 'File holding the HS256 secret for JWTs.' })),
-        jwtPublicKeyFile: Type.Optional(Type.String({ minLength: 1, description: 'PEM public key (RS256 or EdDSA) for JWTs.' })),
-        jwtJwksFile: Type.Optional(Type.String({ minLength: 1, description: 'JWKS file (JSON) of keys for JWTs.' })),
+        adminKey: Type.Optional(
+          Type.String({
+            minLength: 24,
+            description: 'Admin API key to ensure exists (otherwise one is generated on first start).',
+          }),
+        ),
+        jwtHs256SecretFile: Type.Optional(
+          Type.String({ minLength: 1, description: 'File holding the HS256 secret for JWTs.' }),
+        ),
+        jwtPublicKeyFile: Type.Optional(
+          Type.String({ minLength: 1, description: 'PEM public key (RS256 or EdDSA) for JWTs.' }),
+        ),
+        jwtJwksFile: Type.Optional(
+          Type.String({ minLength: 1, description: 'JWKS file (JSON) of keys for JWTs.' }),
+        ),
         jwtIssuer: Type.Optional(Type.String({ minLength: 1, description: 'Required `iss` of JWTs.' })),
         jwtAudience: Type.Optional(Type.String({ minLength: 1, description: 'Required `aud` of JWTs.' })),
-        requestsPerSecond: Type.Number({ exclusiveMinimum: 0, default: 2000, description: 'Default per-principal request rate limit.' }),
-        decisionsPerSecond: Type.Number({ exclusiveMinimum: 0, default: 1_000_000, description: 'Default per-principal published-decision rate limit.' }),
+        requestsPerSecond: Type.Number({
+          exclusiveMinimum: 0,
+          default: 2000,
+          description: 'Default per-principal request rate limit.',
+        }),
+        decisionsPerSecond: Type.Number({
+          exclusiveMinimum: 0,
+          default: 1_000_000,
+          description: 'Default per-principal published-decision rate limit.',
+        }),
       },
       { additionalProperties: false, default: {} },
     ),
     shutdown: Type.Object(
       {
-        drainTimeoutMs: Type.Integer({ minimum: 0, default: 10_000, description: 'Longest wait for in-flight work on SIGTERM.' }),
+        drainTimeoutMs: Type.Integer({
+          minimum: 0,
+          default: 10_000,
+          description: 'Longest wait for in-flight work on SIGTERM.',
+        }),
       },
       { additionalProperties: false, default: {} },
     ),
@@ -102,8 +146,11 @@ export const ENV_VARS: Readonly<Record<string, string>> = {
   CDS_LOG_LEVEL: 'logging.level',
 };
 
-/** CDS_* variables that are not configuration keys: the file to read, and those of the test harness. */
-export const ENV_NON_KEYS = new Set(['CDS_CONFIG']);
+/**
+ * CDS_* variables that are not configuration keys of the service: the file to read, and the address
+ * and key that client commands (`cds publish`, `cds get`, ...) use.
+ */
+export const ENV_NON_KEYS = new Set(['CDS_CONFIG', 'CDS_URL', 'CDS_API_KEY']);
 /** Prefix reserved for the test harness; such variables are not configuration. */
 export const ENV_TEST_PREFIX = 'CDS_TEST_';
 
@@ -111,7 +158,9 @@ export const ENV_TEST_PREFIX = 'CDS_TEST_';
 export function schemaAt(path: string): TSchema | undefined {
   let s: TSchema | undefined = ConfigSchema;
   for (const part of path.split('.')) {
-    const props: Record<string, TSchema> | undefined = (s as { properties?: Record<string, TSchema> } | undefined)?.properties;
+    const props: Record<string, TSchema> | undefined = (
+      s as { properties?: Record<string, TSchema> } | undefined
+    )?.properties;
     s = props?.[part];
     if (s === undefined) return undefined;
   }

@@ -37,13 +37,25 @@ export const GENESIS_HASH = '0'.repeat(64);
 export function auditHash(r: Omit<AuditRecord, 'hash'>): string {
   return createHash('sha256')
     .update(
-      canonicalJson({ seq: r.seq, at: r.at, actor: r.actor, action: r.action, target: r.target, details: r.details, prevHash: r.prevHash }),
+      canonicalJson({
+        seq: r.seq,
+        at: r.at,
+        actor: r.actor,
+        action: r.action,
+        target: r.target,
+        details: r.details,
+        prevHash: r.prevHash,
+      }),
     )
     .digest('hex');
 }
 
 /** Makes the next record of a chain. */
-export function chainNext(prev: { seq: number; hash: string } | undefined, event: AuditEvent, at: Date): AuditRecord {
+export function chainNext(
+  prev: { seq: number; hash: string } | undefined,
+  event: AuditEvent,
+  at: Date,
+): AuditRecord {
   const base = {
     seq: (prev?.seq ?? 0) + 1,
     at: at.toISOString(),
@@ -63,8 +75,10 @@ export function findChainBreak(
 ): { seq: number; reason: string } | undefined {
   for (const r of records) {
     const expectSeq = (state.prev?.seq ?? 0) + 1;
-    if (r.seq !== expectSeq) return { seq: r.seq, reason: `expected record ${expectSeq}, found ${r.seq} (removed or reordered)` };
-    if (r.prevHash !== (state.prev?.hash ?? GENESIS_HASH)) return { seq: r.seq, reason: 'prevHash does not match the previous record' };
+    if (r.seq !== expectSeq)
+      return { seq: r.seq, reason: `expected record ${expectSeq}, found ${r.seq} (removed or reordered)` };
+    if (r.prevHash !== (state.prev?.hash ?? GENESIS_HASH))
+      return { seq: r.seq, reason: 'prevHash does not match the previous record' };
     if (auditHash(r) !== r.hash) return { seq: r.seq, reason: 'hash does not match the record (edited)' };
     state.prev = { seq: r.seq, hash: r.hash };
   }

@@ -37,7 +37,15 @@ export const Timestamp = Type.String({
 });
 
 /** Decision types. An amendment is a higher revision of any type; `cancel` withdraws the decision. */
-export const DecisionTypes = ['trade', 'rebalance', 'hedge', 'cancel', 'halt', 'resume', 'liquidate'] as const;
+export const DecisionTypes = [
+  'trade',
+  'rebalance',
+  'hedge',
+  'cancel',
+  'halt',
+  'resume',
+  'liquidate',
+] as const;
 /** Asset classes; the value is a token of the default topic. */
 export const AssetClasses = [
   'equity',
@@ -67,7 +75,9 @@ export const Instrument = Type.Object(
   {
     symbol: Type.String({ minLength: 1, maxLength: 64, pattern: '^[A-Za-z0-9][A-Za-z0-9._/:-]*$' }),
     assetClass: literalUnion(AssetClasses, 'Asset class; lower case.'),
-    venue: Type.Optional(Type.String({ pattern: '^[A-Z0-9]{2,12}$', description: 'Venue (MIC), upper case.' })),
+    venue: Type.Optional(
+      Type.String({ pattern: '^[A-Z0-9]{2,12}$', description: 'Venue (MIC), upper case.' }),
+    ),
     currency: Type.String({ pattern: '^[A-Z]{3}$', description: 'ISO 4217 currency code.' }),
   },
   { additionalProperties: false },

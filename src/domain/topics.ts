@@ -13,7 +13,13 @@ export function topicErrors(topic: string, path = 'topic'): FieldError[] {
   }
   const bad = topic.split('.').findIndex((t) => !TOKEN.test(t));
   if (bad >= 0) {
-    return [{ path, code: 'invalid_topic', message: `token ${bad + 1} of '${topic}' is empty or has characters other than A-Z a-z 0-9 _ -` }];
+    return [
+      {
+        path,
+        code: 'invalid_topic',
+        message: `token ${bad + 1} of '${topic}' is empty or has characters other than A-Z a-z 0-9 _ -`,
+      },
+    ];
   }
   return [];
 }
@@ -28,11 +34,18 @@ export function patternErrors(pattern: string, path = 'pattern'): FieldError[] {
     const t = tokens[i] as string;
     if (t === '*') continue;
     if (t === '>') {
-      if (i !== tokens.length - 1) return [{ path, code: 'invalid_pattern', message: "'>' may only be the last token" }];
+      if (i !== tokens.length - 1)
+        return [{ path, code: 'invalid_pattern', message: "'>' may only be the last token" }];
       continue;
     }
     if (!TOKEN.test(t)) {
-      return [{ path, code: 'invalid_pattern', message: `token ${i + 1} of '${pattern}' is not a name, '*' or '>'` }];
+      return [
+        {
+          path,
+          code: 'invalid_pattern',
+          message: `token ${i + 1} of '${pattern}' is not a name, '*' or '>'`,
+        },
+      ];
     }
   }
   return [];

@@ -87,14 +87,23 @@ function semanticErrors(d: Decision, prefix: string): FieldError[] {
   const needsOrder = d.type === 'trade' || d.type === 'hedge' || d.type === 'liquidate';
   if (needsOrder) {
     for (const f of ['side', 'quantity', 'orderType'] as const) {
-      if (d[f] === undefined) out.push({ path: `${prefix}/${f}`, code: 'required', message: `is required for type '${d.type}'` });
+      if (d[f] === undefined)
+        out.push({ path: `${prefix}/${f}`, code: 'required', message: `is required for type '${d.type}'` });
     }
   }
   if ((d.orderType === 'limit' || d.orderType === 'stop_limit') && d.limitPrice === undefined) {
-    out.push({ path: `${prefix}/limitPrice`, code: 'required', message: `is required for orderType '${d.orderType}'` });
+    out.push({
+      path: `${prefix}/limitPrice`,
+      code: 'required',
+      message: `is required for orderType '${d.orderType}'`,
+    });
   }
   if (d.orderType === 'market' && d.limitPrice !== undefined) {
-    out.push({ path: `${prefix}/limitPrice`, code: 'not_allowed', message: "must be absent for orderType 'market'" });
+    out.push({
+      path: `${prefix}/limitPrice`,
+      code: 'not_allowed',
+      message: "must be absent for orderType 'market'",
+    });
   }
   if (d.quantity !== undefined && /^0(\.0*)?$/.test(d.quantity)) {
     out.push({ path: `${prefix}/quantity`, code: 'too_small', message: 'must be greater than zero' });

@@ -42,7 +42,9 @@ export class CdsError extends Error {
   }
 
   /** The JSON body every transport answers with. */
-  toJSON(): { error: { code: ErrorCode; message: string; retriable: boolean; details?: Record<string, unknown> } } {
+  toJSON(): {
+    error: { code: ErrorCode; message: string; retriable: boolean; details?: Record<string, unknown> };
+  } {
     return {
       error: {
         code: this.code,
@@ -55,7 +57,11 @@ export class CdsError extends Error {
 }
 
 /** A validation failure listing every failing field. */
-export function validationError(message: string, errors: readonly FieldError[], extra: Record<string, unknown> = {}) {
+export function validationError(
+  message: string,
+  errors: readonly FieldError[],
+  extra: Record<string, unknown> = {},
+) {
   return new CdsError('VALIDATION_FAILED', message, { details: { errors, ...extra } });
 }
 

@@ -123,7 +123,13 @@ export const ERROR_CODES = {
     false,
     'The endpoint exists but not with this HTTP method.',
   ),
-  ALREADY_EXISTS: spec(409, GrpcStatus.ALREADY_EXISTS, 4514, false, 'A resource with that name already exists.'),
+  ALREADY_EXISTS: spec(
+    409,
+    GrpcStatus.ALREADY_EXISTS,
+    4514,
+    false,
+    'A resource with that name already exists.',
+  ),
   UNAUTHENTICATED: spec(
     401,
     GrpcStatus.UNAUTHENTICATED,

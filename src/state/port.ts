@@ -145,7 +145,10 @@ export interface DecisionIndex {
    * `after`, at most `limit`, examining at most `scanLimit` entries before returning a page (possibly
    * empty, with `next` set) so that a selective query never blocks for long.
    */
-  query(q: DecisionQuery, opts: { after?: QueryMark; limit: number; order: 'asc' | 'desc'; scanLimit?: number }): Promise<QueryPage>;
+  query(
+    q: DecisionQuery,
+    opts: { after?: QueryMark; limit: number; order: 'asc' | 'desc'; scanLimit?: number },
+  ): Promise<QueryPage>;
   /** Counts of indexed entries (revisions) and distinct decisions. */
   counts(): Promise<{ revisions: number; decisions: number }>;
 }

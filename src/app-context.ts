@@ -1,0 +1,38 @@
+/**
+ * What the transports are given: the services the composition root (app.ts) built. Transports
+ * depend on this type only, never on app.ts, so that the dependency picture stays one-way.
+ */
+import type { Config } from './config/index.ts';
+import type { Publisher } from './ingest/publisher.ts';
+import type { EventLog } from './log/index.ts';
+import type { Logger } from './observability/logger.ts';
+import type { Metrics } from './observability/metrics.ts';
+import type { AuditTrail, Authenticator, PrincipalService, RateLimiter } from './security/index.ts';
+import type { StateStore } from './state/index.ts';
+import type { StatusTracker } from './status.ts';
+
+/** Lifecycle flags read by health endpoints and every request. */
+export interface Lifecycle {
+  /** True once recovery finished and until shutdown starts. */
+  ready: boolean;
+  /** True from SIGTERM on. */
+  draining: boolean;
+}
+
+/** The services of one instance. */
+export interface AppContext {
+  readonly config: Config;
+  readonly logger: Logger;
+  readonly metrics: Metrics;
+  readonly log: EventLog;
+  readonly state: StateStore;
+  readonly publisher: Publisher;
+  readonly auth: Authenticator;
+  readonly limiter: RateLimiter;
+  readonly audit: AuditTrail;
+  readonly principals: PrincipalService;
+  readonly status: StatusTracker;
+  readonly lifecycle: Lifecycle;
+  /** Secret signing pagination cursors (per installation). */
+  readonly cursorSecret: string;
+}

@@ -1,0 +1,170 @@
+/**
+ * The composition root: the only place that picks concrete adapters. It opens the log and the state
+ * store, recovers (the index catches up with the log), builds the services and the REST server, and
+ * owns the shutdown sequence. Nothing listens until `listen()`.
+ */
+import { randomBytes } from 'node:crypto';
+import { mkdir } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import type { FastifyInstance } from 'fastify';
+import type { AppContext, Lifecycle } from './app-context.ts';
+import { SegmentLog } from './adapters/embedded/log/index.ts';
+import { LmdbStateStore } from './adapters/embedded/state/index.ts';
+import type { Config } from './config/index.ts';
+import type { Decision } from './domain/decision.ts';
+import { CdsError } from './errors/index.ts';
+import { Publisher, type RouteFn } from './ingest/publisher.ts';
+import type { EventLog } from './log/index.ts';
+import { createLogger, type Logger } from './observability/logger.ts';
+import { Metrics } from './observability/metrics.ts';
+import { fieldGetter } from './routing/field-path.ts';
+import { compileTemplate } from './routing/template.ts';
+import { AuditTrail, Authenticator, JwtVerifier, PrincipalService, RateLimiter } from './security/index.ts';
+import type { StateStore } from './state/index.ts';
+import { StatusTracker } from './status.ts';
+import { buildRestServer } from './transports/rest/server.ts';
+
+/** A built application: its services, its REST server, and its lifecycle. */
+export interface App {
+  readonly ctx: AppContext;
+  readonly http: FastifyInstance;
+  /** Binds the listeners; returns the addresses for the start line. */
+  listen(): Promise<{ http: string }>;
+  /** Graceful shutdown (DESIGN 5): refuse new work, finish in-flight publishes, flush, close. */
+  close(): Promise<void>;
+  /** Secret of a generated admin key, when this start generated one (print it once). */
+  readonly generatedAdminKey?: { key: string; file: string };
+}
+
+/** The default routing of the foundation: the configured topic template and ordering-key field. */
+function defaultRoute(config: Config): RouteFn {
+  const topic = compileTemplate(config.ingest.topicTemplate, 'ingest.topicTemplate');
+  const keyPath = config.ingest.keyField.split('.');
+  const keyOf = fieldGetter(keyPath);
+  return (d: Decision) => {
+    const t = topic.tryRender(d);
+    if (typeof t !== 'string')
+      throw new CdsError('VALIDATION_FAILED', t.message, { details: { errors: [t] } });
+    const k = keyOf(d);
+    if (typeof k !== 'string' || k.length === 0) {
+      throw new CdsError('VALIDATION_FAILED', `the ordering key field ${config.ingest.keyField} is empty`, {
+        details: {
+          errors: [
+            {
+              path: `/${keyPath.join('/')}`,
+              code: 'required',
+              message: 'is the ordering key and must be a non-empty string',
+            },
+          ],
+        },
+      });
+    }
+    return { topics: [t], key: k, priority: d.priority };
+  };
+}
+
+async function openAdapters(config: Config, dataDir: string): Promise<{ log: EventLog; state: StateStore }> {
+  if (config.log.engine !== 'embedded')
+    throw new CdsError(
+      'CONFIG_INVALID',
+      `log.engine '${config.log.engine}' is not available yet in this build (only embedded)`,
+    );
+  if (config.state.engine !== 'embedded')
+    throw new CdsError(
+      'CONFIG_INVALID',
+      `state.engine '${config.state.engine}' is not available yet in this build (only embedded)`,
+    );
+  const log = await SegmentLog.open(join(dataDir, 'log'), { segmentBytes: config.log.segmentBytes });
+  try {
+    const state = await LmdbStateStore.open(dataDir);
+    return { log, state };
+  } catch (e) {
+    await log.close();
+    throw e;
+  }
+}
+
+/** Builds the application from a validated configuration. */
+export async function buildApp(config: Config, opts: { logger?: Logger } = {}): Promise<App> {
+  const logger = opts.logger ?? createLogger(config.logging.level);
+  const dataDir = resolve(config.dataDir);
+  await mkdir(dataDir, { recursive: true });
+  const route = defaultRoute(config); // before opening anything: a bad template is a start-up error
+  const jwt = new JwtVerifier({
+    ...(config.security.jwtHs256SecretFile ? { hs256SecretFile: config.security.jwtHs256SecretFile } : {}),
+    ...(config.security.jwtPublicKeyFile ? { publicKeyFile: config.security.jwtPublicKeyFile } : {}),
+    ...(config.security.jwtJwksFile ? { jwksFile: config.security.jwtJwksFile } : {}),
+    ...(config.security.jwtIssuer ? { issuer: config.security.jwtIssuer } : {}),
+    ...(config.security.jwtAudience ? { audience: config.security.jwtAudience } : {}),
+  });
+  const { log, state } = await openAdapters(config, dataDir);
+  const onError = (e: unknown) => logger.error({ err: e }, 'background failure');
+  const lifecycle: Lifecycle = { ready: false, draining: false };
+  const metrics = new Metrics();
+  const publisher = new Publisher(log, state.decisions, route, { maxBatch: config.ingest.maxBatch, onError });
+  const audit = new AuditTrail(state.audit, onError);
+  const auth = new Authenticator(state.principals, jwt.enabled ? jwt : undefined);
+  const principals = new PrincipalService(state.principals, state.meta, audit, auth);
+  const status = new StatusTracker(publisher.counters);
+  let cursorSecret = await state.meta.get('cursor.secret');
+  if (cursorSecret === undefined) {
+    cursorSecret = randomBytes(32).toString('base64url');
+    await state.meta.set('cursor.secret', cursorSecret);
+  }
+  const ctx: AppContext = {
+    config,
+    logger,
+    metrics,
+    log,
+    state,
+    publisher,
+    auth,
+    limiter: new RateLimiter(config.security),
+    audit,
+    principals,
+    status,
+    lifecycle,
+    cursorSecret,
+  };
+
+  const t0 = performance.now();
+  const reindexed = await publisher.indexer.catchUp(log);
+  const boot = await principals.bootstrap(dataDir, config.security.adminKey);
+  logger.info(
+    { reindexed, ms: Math.round(performance.now() - t0), epoch: log.epoch, extents: log.extents() },
+    'recovered',
+  );
+  const http = await buildRestServer(ctx);
+  status.start();
+
+  let closing: Promise<void> | undefined;
+  return {
+    ctx,
+    http,
+    ...(boot.generated && boot.file ? { generatedAdminKey: { key: boot.generated, file: boot.file } } : {}),
+    async listen() {
+      const address = await http.listen({ host: config.http.host, port: config.http.port });
+      lifecycle.ready = true;
+      return { http: address };
+    },
+    close() {
+      closing ??= (async () => {
+        lifecycle.draining = true;
+        lifecycle.ready = false;
+        const deadline = new Promise<'timeout'>((r) =>
+          setTimeout(() => r('timeout'), config.shutdown.drainTimeoutMs).unref(),
+        );
+        const drained = await Promise.race([publisher.drain().then(() => 'ok' as const), deadline]);
+        if (drained === 'timeout')
+          logger.warn('drain timed out; closing with publishes still in flight (they were not acknowledged)');
+        await audit.drain();
+        status.stop();
+        await http.close();
+        await log.close();
+        await state.close();
+        logger.info('closed');
+      })();
+      return closing;
+    },
+  };
+}

@@ -1,0 +1,443 @@
+/**
+ * The publish path (DESIGN 3 and 5): validate every item, route it, check scopes, decide duplicates
+ * and revision conflicts, append the batch atomically and durably, then acknowledge. Index writes
+ * follow the acknowledgement (see indexer.ts); until they are durable the decisions stay in an
+ * in-memory "pending" view, so that idempotency and reads see them at once.
+ */
+import { canonicalJson } from '../domain/canonical.ts';
+import { IDENTITY_FIELDS, type Decision } from '../domain/decision.ts';
+import { formatPosition } from '../domain/position.ts';
+import { decisionErrors } from '../domain/validate.ts';
+import { CdsError, validationError, type FieldError } from '../errors/index.ts';
+import type { Appended, EventLog, LogRecord } from '../log/index.ts';
+import type { DecisionIndex, DecisionIndexEntry, RevisionRef } from '../state/index.ts';
+import { Indexer } from './indexer.ts';
+import {
+  recordDecision,
+  recordTopics,
+  toIndexEntry,
+  toRecord,
+  toStored,
+  type RouteOutcome,
+  type StoredDecision,
+} from './record.ts';
+
+/** Answer for one published item. */
+export interface PublishResult {
+  readonly decisionId: string;
+  readonly revision: number;
+  readonly position: string;
+  readonly epoch: string;
+  readonly topics: readonly string[];
+  readonly duplicate: boolean;
+}
+
+/** Routes a valid decision; throws VALIDATION_FAILED when a routed value is not usable. */
+export type RouteFn = (d: Decision) => RouteOutcome;
+
+/** Checks that the caller may publish on the default topic; returns a reason when not. */
+export type PublishCheck = (defaultTopic: string) => boolean;
+
+/** A revision appended (or being appended) whose index entry is not yet durable. */
+interface PendingRevision {
+  readonly revision: number;
+  readonly decision: Decision;
+  readonly topics: readonly string[];
+  readonly priority: number;
+  readonly receivedAt: number;
+  readonly key: string;
+  at?: Appended;
+  readonly done: Promise<Appended>;
+}
+
+/** A revision known to exist, from whichever place knows it. */
+type Known =
+  | { kind: 'pending'; p: PendingRevision }
+  | { kind: 'stored'; ref: RevisionRef; decision: Decision; topics: readonly string[] };
+
+/** Counters the status page and metrics read. */
+export interface PublishCounters {
+  published: number;
+  duplicates: number;
+  rejected: number;
+  batches: number;
+}
+
+/** The publish path. */
+export class Publisher {
+  private readonly pending = new Map<string, PendingRevision[]>();
+  private completions = 0;
+  private inflight = 0;
+  private draining = false;
+  private drainWaiters: (() => void)[] = [];
+  readonly indexer: Indexer;
+  readonly counters: PublishCounters = { published: 0, duplicates: 0, rejected: 0, batches: 0 };
+
+  constructor(
+    private readonly log: EventLog,
+    private readonly index: DecisionIndex,
+    private readonly route: RouteFn,
+    private readonly opts: { maxBatch: number; maxBacklog?: number; onError: (e: unknown) => void },
+  ) {
+    this.indexer = new Indexer(index, (entries) => this.indexed(entries), opts.onError);
+  }
+
+  /** Stops accepting publishes; resolves when in-flight ones have finished and the index is written. */
+  async drain(): Promise<void> {
+    this.draining = true;
+    if (this.inflight > 0) await new Promise<void>((r) => this.drainWaiters.push(r));
+    await this.indexer.idle();
+  }
+
+  /** Whether publishes are refused for shutdown. */
+  get isDraining(): boolean {
+    return this.draining;
+  }
+
+  /**
+   * Publishes items atomically: all are stored, or none. `paths` says how field paths are prefixed
+   * (batch items as `/3/...`, a single decision at the root).
+   */
+  async publish(
+    items: readonly unknown[],
+    batch: boolean,
+    mayPublish: PublishCheck,
+  ): Promise<PublishResult[]> {
+    if (this.draining)
+      throw new CdsError('SHUTTING_DOWN', 'this instance is shutting down; retry', { retryAfterSeconds: 1 });
+    if (items.length > this.opts.maxBatch) {
+      throw new CdsError(
+        'BATCH_TOO_LARGE',
+        `a batch holds at most ${this.opts.maxBatch} decisions; this one has ${items.length}`,
+        {
+          details: { max: this.opts.maxBatch, count: items.length },
+        },
+      );
+    }
+    if (items.length === 0)
+      throw validationError('an empty batch', [
+        { path: '', code: 'too_small', message: 'a batch holds at least one decision' },
+      ]);
+    this.inflight++;
+    try {
+      return await this.publishValid(this.validate(items, batch, mayPublish), batch);
+    } catch (e) {
+      this.counters.rejected += items.length;
+      throw e;
+    } finally {
+      if (--this.inflight === 0 && this.draining) for (const w of this.drainWaiters.splice(0)) w();
+    }
+  }
+
+  private validate(
+    items: readonly unknown[],
+    batch: boolean,
+    mayPublish: PublishCheck,
+  ): { d: Decision; route: RouteOutcome }[] {
+    const errors: FieldError[] = [];
+    const badItems: { index: number; errors: FieldError[] }[] = [];
+    const forbidden: { index: number; topic: string }[] = [];
+    const out: { d: Decision; route: RouteOutcome }[] = [];
+    items.forEach((item, i) => {
+      const prefix = batch ? `/${i}` : '';
+      let errs = decisionErrors(item, prefix);
+      if (errs.length === 0) {
+        const d = item as Decision;
+        try {
+          const route = this.route(d);
+          out.push({ d, route });
+          if (!mayPublish(route.topics[0] as string))
+            forbidden.push({ index: i, topic: route.topics[0] as string });
+        } catch (e) {
+          if (!(e instanceof CdsError) || !Array.isArray(e.details?.['errors'])) throw e;
+          errs = (e.details['errors'] as FieldError[]).map((f) => ({ ...f, path: `${prefix}${f.path}` }));
+        }
+      }
+      if (errs.length > 0) {
+        errors.push(...errs);
+        badItems.push({ index: i, errors: errs });
+      }
+    });
+    if (errors.length > 0) {
+      throw validationError(
+        batch
+          ? `${badItems.length} of ${items.length} decisions are invalid; nothing was stored`
+          : 'the decision is invalid; nothing was stored',
+        errors,
+        batch ? { items: badItems } : {},
+      );
+    }
+    if (forbidden.length > 0) {
+      throw new CdsError(
+        'FORBIDDEN',
+        `no publish scope for topic ${forbidden[0]?.topic}${forbidden.length > 1 ? ` (and ${forbidden.length - 1} more)` : ''}`,
+        {
+          details: { items: forbidden },
+        },
+      );
+    }
+    return out;
+  }
+
+  private async publishValid(
+    items: { d: Decision; route: RouteOutcome }[],
+    batch: boolean,
+  ): Promise<PublishResult[]> {
+    const maxBacklog = this.opts.maxBacklog ?? 500_000;
+    while (this.indexer.backlog > maxBacklog) await this.indexer.idle();
+    const ids = [...new Set(items.map((x) => x.d.decisionId))];
+    // Look up what the index knows, then decide synchronously; redo if an index write completed in
+    // between (its entries left `pending` and might be missing from the look-up).
+    let known: Map<string, Known[]>;
+    for (;;) {
+      const before = this.completions;
+      known = await this.lookup(ids, items);
+      if (before === this.completions) break;
+    }
+    const receivedAt = Date.now();
+    const results: (PublishResult | Promise<PublishResult>)[] = [];
+    const fresh: {
+      d: Decision;
+      route: RouteOutcome;
+      p: PendingRevision;
+      resolve: (a: Appended) => void;
+      reject: (e: unknown) => void;
+      slot: number;
+    }[] = [];
+    const conflicts: FieldError[] = [];
+    let conflictCode: 'REVISION_CONFLICT' | 'IDENTITY_CHANGED' = 'REVISION_CONFLICT';
+    const local = new Map<string, PendingRevision[]>();
+    items.forEach(({ d, route }, i) => {
+      const prefix = batch ? `/${i}` : '';
+      const revs = [
+        ...(known.get(d.decisionId) ?? []),
+        ...(this.pending.get(d.decisionId) ?? []).map((p): Known => ({ kind: 'pending', p })),
+        ...(local.get(d.decisionId) ?? []).map((p): Known => ({ kind: 'pending', p })),
+      ];
+      let max: Known | undefined;
+      for (const k of revs) if (max === undefined || revOf(k) > revOf(max)) max = k;
+      if (max !== undefined && d.revision <= revOf(max)) {
+        const same = revs.find((k) => revOf(k) === d.revision);
+        if (same === undefined || canonicalJson(bodyOf(same)) !== canonicalJson(d)) {
+          conflicts.push({
+            path: `${prefix}/revision`,
+            code: 'revision_conflict',
+            message:
+              same === undefined
+                ? `revision ${d.revision} of '${d.decisionId}' is below the highest stored (${revOf(max)}) and was never stored`
+                : `revision ${d.revision} of '${d.decisionId}' is already stored with a different body`,
+          });
+          return;
+        }
+        this.counters.duplicates++;
+        results.push(resultOf(same, this.log.epoch));
+        return;
+      }
+      if (max !== undefined) {
+        const prev = bodyOf(max);
+        const changed = IDENTITY_FIELDS.filter((f) => canonicalJson(prev[f]) !== canonicalJson(d[f]));
+        if (changed.length > 0) {
+          conflictCode = 'IDENTITY_CHANGED';
+          for (const f of changed) {
+            conflicts.push({
+              path: `${prefix}/${f}`,
+              code: 'identity_changed',
+              message: `differs from revision ${revOf(max)}; identifying fields never change across revisions`,
+            });
+          }
+          return;
+        }
+      }
+      let resolve!: (a: Appended) => void;
+      let reject!: (e: unknown) => void;
+      const done = new Promise<Appended>((res, rej) => {
+        resolve = res;
+        reject = rej;
+      });
+      done.catch(() => undefined); // waiters handle it; avoid an unhandled rejection when there are none
+      const p: PendingRevision = {
+        revision: d.revision,
+        decision: d,
+        topics: route.topics,
+        priority: route.priority,
+        receivedAt,
+        key: route.key,
+        done,
+      };
+      let l = local.get(d.decisionId);
+      if (l === undefined) local.set(d.decisionId, (l = []));
+      l.push(p);
+      fresh.push({ d, route, p, resolve, reject, slot: results.length });
+      results.push(undefined as unknown as PublishResult); // filled after the append
+    });
+    if (conflicts.length > 0) {
+      throw new CdsError(
+        conflictCode,
+        conflicts.length === 1
+          ? (conflicts[0] as FieldError).message
+          : `${conflicts.length} conflicts; nothing was stored`,
+        {
+          details: { errors: conflicts },
+        },
+      );
+    }
+    for (const [id, l] of local) {
+      const cur = this.pending.get(id);
+      if (cur) cur.push(...l);
+      else this.pending.set(id, [...l]);
+    }
+    if (fresh.length > 0) {
+      let appended: Appended[];
+      try {
+        appended = await this.log.append(fresh.map((f) => toRecord(f.d, f.route, receivedAt)));
+      } catch (e) {
+        for (const f of fresh) {
+          this.forgetPending(f.d.decisionId, f.p);
+          f.reject(e);
+        }
+        throw e instanceof CdsError
+          ? e
+          : new CdsError('STORAGE_UNAVAILABLE', 'the log could not store the batch; nothing was stored', {
+              cause: e,
+              retryAfterSeconds: 1,
+            });
+      }
+      const byPartition = new Map<number, { first: number; entries: DecisionIndexEntry[] }>();
+      fresh.forEach((f, i) => {
+        const at = appended[i] as Appended;
+        f.p.at = at;
+        f.resolve(at);
+        results[f.slot] = {
+          decisionId: f.d.decisionId,
+          revision: f.d.revision,
+          position: formatPosition(at.partition, at.offset),
+          epoch: this.log.epoch,
+          topics: f.route.topics,
+          duplicate: false,
+        };
+        let b = byPartition.get(at.partition);
+        if (b === undefined) byPartition.set(at.partition, (b = { first: at.offset, entries: [] }));
+        b.entries.push(
+          toIndexEntry(f.d, f.route.topics, f.route.priority, at.partition, at.offset, receivedAt),
+        );
+      });
+      for (const [partition, b] of byPartition) {
+        b.entries.sort((x, y) => x.offset - y.offset);
+        this.indexer.submit(partition, (b.entries[0] as DecisionIndexEntry).offset, b.entries);
+      }
+      this.counters.published += fresh.length;
+    }
+    this.counters.batches++;
+    return Promise.all(results);
+  }
+
+  /** Stored revisions of the ids, with the bodies needed to compare duplicates and identities. */
+  private async lookup(ids: string[], items: { d: Decision }[]): Promise<Map<string, Known[]>> {
+    const refs = await this.index.revisions(ids);
+    const out = new Map<string, Known[]>();
+    if (refs.size === 0) return out;
+    const wanted = new Map<string, Set<number>>();
+    for (const { d } of items) {
+      const r = refs.get(d.decisionId);
+      if (r === undefined || r.length === 0) continue;
+      let w = wanted.get(d.decisionId);
+      if (w === undefined) wanted.set(d.decisionId, (w = new Set()));
+      w.add(d.revision);
+      w.add((r[r.length - 1] as RevisionRef).revision);
+    }
+    await Promise.all(
+      [...refs].map(async ([id, list]) => {
+        const w = wanted.get(id);
+        const known: Known[] = [];
+        for (const ref of list) {
+          if (!w?.has(ref.revision)) {
+            known.push({ kind: 'stored', ref, decision: undefined as unknown as Decision, topics: [] });
+            continue;
+          }
+          const rec = await this.log.readOne(ref.partition, ref.offset);
+          if (rec === undefined) continue; // trimmed: the revision cannot be compared any more
+          known.push({ kind: 'stored', ref, decision: recordDecision(rec), topics: recordTopics(rec) });
+        }
+        out.set(id, known);
+      }),
+    );
+    return out;
+  }
+
+  private indexed(entries: readonly DecisionIndexEntry[]): void {
+    for (const e of entries) {
+      const list = this.pending.get(e.decisionId);
+      if (list === undefined) continue;
+      const i = list.findIndex(
+        (p) => p.revision === e.revision && p.at?.offset === e.offset && p.at.partition === e.partition,
+      );
+      if (i >= 0) list.splice(i, 1);
+      if (list.length === 0) this.pending.delete(e.decisionId);
+    }
+    this.completions++;
+  }
+
+  private forgetPending(id: string, p: PendingRevision): void {
+    const list = this.pending.get(id);
+    if (list === undefined) return;
+    const i = list.indexOf(p);
+    if (i >= 0) list.splice(i, 1);
+    if (list.length === 0) this.pending.delete(id);
+  }
+
+  /** A stored decision by id (latest revision, or the given one), including ones still being indexed. */
+  async get(
+    decisionId: string,
+    revision?: number,
+  ): Promise<{ stored: StoredDecision; revisions: number[] } | undefined> {
+    const pend = (this.pending.get(decisionId) ?? []).filter((p) => p.at !== undefined);
+    const refs = (await this.index.revisions([decisionId])).get(decisionId) ?? [];
+    const all = new Map<number, { partition: number; offset: number }>();
+    for (const r of refs) all.set(r.revision, r);
+    for (const p of pend) all.set(p.revision, p.at as Appended);
+    if (all.size === 0) return undefined;
+    const revisions = [...all.keys()].sort((a, b) => a - b);
+    const want = revision ?? (revisions[revisions.length - 1] as number);
+    const at = all.get(want);
+    if (at === undefined) return undefined;
+    const rec = await this.log.readOne(at.partition, at.offset);
+    if (rec === undefined) return undefined;
+    return { stored: toStored(rec, this.log.epoch), revisions };
+  }
+
+  /** Reads the stored decisions of index entries, in the given order (trimmed ones are left out). */
+  async load(entries: readonly DecisionIndexEntry[]): Promise<StoredDecision[]> {
+    const recs = await Promise.all(entries.map((e) => this.log.readOne(e.partition, e.offset)));
+    return recs.filter((r): r is LogRecord => r !== undefined).map((r) => toStored(r, this.log.epoch));
+  }
+}
+
+function revOf(k: Known): number {
+  return k.kind === 'pending' ? k.p.revision : k.ref.revision;
+}
+
+function bodyOf(k: Known): Decision {
+  return k.kind === 'pending' ? k.p.decision : k.decision;
+}
+
+async function resultOf(k: Known, epoch: string): Promise<PublishResult> {
+  if (k.kind === 'pending') {
+    const at = k.p.at ?? (await k.p.done);
+    return {
+      decisionId: k.p.decision.decisionId,
+      revision: k.p.revision,
+      position: formatPosition(at.partition, at.offset),
+      epoch,
+      topics: k.p.topics,
+      duplicate: true,
+    };
+  }
+  return {
+    decisionId: k.decision.decisionId,
+    revision: k.ref.revision,
+    position: formatPosition(k.ref.partition, k.ref.offset),
+    epoch,
+    topics: k.topics,
+    duplicate: true,
+  };
+}

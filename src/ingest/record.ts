@@ -1,0 +1,111 @@
+/**
+ * How a routed decision is stored in the log, and read back. The payload is the decision's JSON,
+ * encoded once at ingest and never re-encoded (DESIGN 9); routing results travel as headers so that a
+ * reader (or a foreign Pulsar consumer) gets them without parsing the body.
+ */
+import type { Decision } from '../domain/decision.ts';
+import { formatPosition } from '../domain/position.ts';
+import type { AppendRecord, LogRecord } from '../log/index.ts';
+import type { DecisionIndexEntry } from '../state/index.ts';
+
+/** Header names in stored records (stable: external consumers read them). */
+export const HEADERS = {
+  decisionId: 'decisionId',
+  revision: 'revision',
+  priority: 'priority',
+  topics: 'topics',
+  key: 'key',
+} as const;
+
+/** What routing decided for one decision. */
+export interface RouteOutcome {
+  readonly topics: readonly string[];
+  readonly key: string;
+  readonly priority: number;
+}
+
+/** A decision with its envelope, as the API returns it (DESIGN 3). */
+export interface StoredDecision {
+  readonly decisionId: string;
+  readonly revision: number;
+  readonly position: string;
+  readonly epoch: string;
+  readonly key: string;
+  readonly topics: readonly string[];
+  readonly priority: number;
+  readonly receivedAt: string;
+  readonly decision: Decision;
+}
+
+/** The log record of a routed decision. */
+export function toRecord(d: Decision, route: RouteOutcome, receivedAt: number): AppendRecord {
+  return {
+    key: route.key,
+    timestamp: receivedAt,
+    headers: {
+      [HEADERS.decisionId]: d.decisionId,
+      [HEADERS.revision]: String(d.revision),
+      [HEADERS.priority]: String(route.priority),
+      [HEADERS.topics]: route.topics.join(' '),
+    },
+    payload: Buffer.from(JSON.stringify(d), 'utf8'),
+  };
+}
+
+/** Topics from a record's header. */
+export function recordTopics(r: { headers: Readonly<Record<string, string>> }): string[] {
+  const t = r.headers[HEADERS.topics];
+  return t === undefined || t === '' ? [] : t.split(' ');
+}
+
+/** The decision of a record. */
+export function recordDecision(r: LogRecord): Decision {
+  return JSON.parse(
+    Buffer.from(r.payload.buffer, r.payload.byteOffset, r.payload.byteLength).toString('utf8'),
+  ) as Decision;
+}
+
+/** The API view of a stored record. */
+export function toStored(
+  r: LogRecord,
+  epoch: string,
+  decision: Decision = recordDecision(r),
+): StoredDecision {
+  return {
+    decisionId: decision.decisionId,
+    revision: decision.revision,
+    position: formatPosition(r.partition, r.offset),
+    epoch,
+    key: r.key,
+    topics: recordTopics(r),
+    priority: Number(r.headers[HEADERS.priority] ?? decision.priority),
+    receivedAt: new Date(r.timestamp).toISOString(),
+    decision,
+  };
+}
+
+/** The index entry of a stored decision. */
+export function toIndexEntry(
+  d: Decision,
+  topics: readonly string[],
+  priority: number,
+  partition: number,
+  offset: number,
+  receivedAt: number,
+): DecisionIndexEntry {
+  return {
+    decisionId: d.decisionId,
+    revision: d.revision,
+    partition,
+    offset,
+    receivedAt,
+    portfolioId: d.portfolioId,
+    strategyId: d.strategyId,
+    symbol: d.instrument.symbol,
+    assetClass: d.instrument.assetClass,
+    type: d.type,
+    verdict: d.policy.verdict,
+    priority,
+    topics,
+  };
+}

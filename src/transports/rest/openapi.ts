@@ -1,0 +1,223 @@
+/**
+ * The OpenAPI 3.1 document, generated from the same TypeBox schemas that validate requests, so the
+ * published contract cannot drift from what the service checks.
+ */
+import { Type, type TSchema } from '@sinclair/typebox';
+import { DecisionSchema } from '../../domain/decision.ts';
+import { ERROR_CODES } from '../../errors/index.ts';
+
+const ref = (name: string) => ({ $ref: `#/components/schemas/${name}` });
+const json = (schema: unknown) => ({ 'application/json': { schema } });
+const plain = (s: TSchema): unknown => JSON.parse(JSON.stringify(s)) as unknown;
+
+const FieldError = Type.Object({ path: Type.String(), code: Type.String(), message: Type.String() });
+const ErrorBody = Type.Object({
+  error: Type.Object({
+    code: Type.Union(Object.keys(ERROR_CODES).map((c) => Type.Literal(c))),
+    message: Type.String(),
+    retriable: Type.Boolean(),
+    details: Type.Optional(
+      Type.Object({ errors: Type.Optional(Type.Array(FieldError)) }, { additionalProperties: true }),
+    ),
+  }),
+});
+const PublishResult = Type.Object({
+  decisionId: Type.String(),
+  revision: Type.Integer(),
+  position: Type.String({ description: 'Opaque; ordered within a partition.' }),
+  epoch: Type.String(),
+  topics: Type.Array(Type.String()),
+  duplicate: Type.Boolean(),
+});
+const StoredDecision = Type.Object({
+  decisionId: Type.String(),
+  revision: Type.Integer(),
+  position: Type.String(),
+  epoch: Type.String(),
+  key: Type.String(),
+  topics: Type.Array(Type.String()),
+  priority: Type.Integer(),
+  receivedAt: Type.String({ format: 'date-time' }),
+  decision: Type.Unsafe(ref('Decision')),
+});
+
+const errors = (...codes: number[]) =>
+  Object.fromEntries(
+    codes.map((c) => [String(c), { description: `Error (see docs/errors.md)`, content: json(ref('Error')) }]),
+  );
+const q = (name: string, description: string, schema: unknown = { type: 'string' }) => ({
+  name,
+  in: 'query',
+  required: false,
+  description,
+  schema,
+});
+
+/** The OpenAPI document served at /openapi.json. */
+export function openApiDocument(): Record<string, unknown> {
+  return {
+    openapi: '3.1.0',
+    info: {
+      title: 'cds: Coordination Distribution Service',
+      version: '0.1.0',
+      description: 'Durable, ordered distribution of coordinated trading decisions.',
+    },
+    components: {
+      securitySchemes: {
+        bearer: { type: 'http', scheme: 'bearer', description: 'API key or JWT' },
+        apiKey: { type: 'apiKey', in: 'header', name: 'X-API-Key' },
+      },
+      schemas: {
+        Decision: plain(DecisionSchema),
+        Error: plain(ErrorBody),
+        PublishResult: plain(PublishResult),
+        StoredDecision: plain(StoredDecision),
+      },
+    },
+    security: [{ bearer: [] }, { apiKey: [] }],
+    paths: {
+      '/v1/decisions': {
+        post: {
+          summary: 'Publish one decision, or an atomic batch (a JSON array, up to ingest.maxBatch).',
+          requestBody: {
+            required: true,
+            content: json({ oneOf: [ref('Decision'), { type: 'array', items: ref('Decision') }] }),
+          },
+          responses: {
+            '200': {
+              description: 'Stored durably (or a duplicate).',
+              content: json({
+                oneOf: [
+                  ref('PublishResult'),
+                  { type: 'object', properties: { results: { type: 'array', items: ref('PublishResult') } } },
+                ],
+              }),
+            },
+            ...errors(400, 401, 403, 409, 413, 415, 429, 503),
+          },
+        },
+        get: {
+          summary: 'Query decisions with filters and cursor pagination (receivedAt order).',
+          parameters: [
+            q('portfolioId', 'equal to'),
+            q('strategyId', 'equal to'),
+            q('symbol', 'instrument.symbol equal to'),
+            q('assetClass', 'instrument.assetClass equal to'),
+            q('type', 'equal to'),
+            q('verdict', 'policy.verdict equal to'),
+            q('minPriority', '>=', { type: 'integer', minimum: 0, maximum: 9 }),
+            q('maxPriority', '<=', { type: 'integer', minimum: 0, maximum: 9 }),
+            q('from', 'receivedAt >= (RFC 3339)'),
+            q('to', 'receivedAt < (RFC 3339)'),
+            q('topic', 'a topic pattern one of its topics matches'),
+            q('revisions', 'latest (default) or all', { enum: ['latest', 'all'] }),
+            q('order', 'asc (default) or desc', { enum: ['asc', 'desc'] }),
+            q('limit', 'page size, 1-1000 (default 100)', { type: 'integer', minimum: 1, maximum: 1000 }),
+            q('cursor', 'nextCursor of the previous page'),
+          ],
+          responses: {
+            '200': {
+              description: 'A page.',
+              content: json({
+                type: 'object',
+                properties: {
+                  items: { type: 'array', items: ref('StoredDecision') },
+                  nextCursor: { type: ['string', 'null'] },
+                },
+              }),
+            },
+            ...errors(400, 401, 403, 429, 503),
+          },
+        },
+      },
+      '/v1/decisions/{decisionId}': {
+        get: {
+          summary: 'The latest revision of a decision, or ?revision=N.',
+          parameters: [
+            { name: 'decisionId', in: 'path', required: true, schema: { type: 'string' } },
+            q('revision', 'a stored revision', { type: 'integer', minimum: 1 }),
+          ],
+          responses: {
+            '200': { description: 'Found.', content: json(ref('StoredDecision')) },
+            ...errors(400, 401, 403, 404),
+          },
+        },
+      },
+      '/v1/status': {
+        get: {
+          summary: 'Live status: rates, totals, log positions.',
+          responses: { '200': { description: 'Status.' }, ...errors(401) },
+        },
+      },
+      '/v1/keys': {
+        get: {
+          summary: 'List principals (admin:>).',
+          responses: { '200': { description: 'Principals.' }, ...errors(401, 403) },
+        },
+        post: {
+          summary: 'Create an API key (admin:>); the key is returned once.',
+          requestBody: {
+            required: true,
+            content: json({
+              type: 'object',
+              required: ['name', 'scopes'],
+              properties: {
+                name: { type: 'string' },
+                scopes: { type: 'array', items: { type: 'string' } },
+                rateLimits: { type: 'object' },
+              },
+            }),
+          },
+          responses: { '201': { description: 'Created.' }, ...errors(400, 401, 403) },
+        },
+      },
+      '/v1/keys/{id}': {
+        delete: {
+          summary: 'Revoke a key (admin:>).',
+          parameters: [{ name: 'id', in: 'path', required: true, schema: { type: 'string' } }],
+          responses: { '200': { description: 'Revoked.' }, ...errors(401, 403, 404) },
+        },
+      },
+      '/v1/audit': {
+        get: {
+          summary: 'Audit records (admin:>).',
+          parameters: [
+            q('after', 'seq to start after', { type: 'integer' }),
+            q('limit', '1-1000', { type: 'integer' }),
+          ],
+          responses: { '200': { description: 'Records.' }, ...errors(400, 401, 403) },
+        },
+      },
+      '/v1/audit/verify': {
+        get: {
+          summary: 'Verify the hash chain (admin:>).',
+          responses: { '200': { description: 'Verification.' }, ...errors(401, 403) },
+        },
+      },
+      '/v1/schemas/decision.json': {
+        get: {
+          summary: 'The decision JSON Schema.',
+          security: [],
+          responses: { '200': { description: 'JSON Schema.' } },
+        },
+      },
+      '/healthz': {
+        get: { summary: 'Liveness.', security: [], responses: { '200': { description: 'Alive.' } } },
+      },
+      '/readyz': {
+        get: {
+          summary: 'Readiness (503 while starting or draining).',
+          security: [],
+          responses: { '200': { description: 'Ready.' }, ...errors(503) },
+        },
+      },
+      '/metrics': {
+        get: {
+          summary: 'Prometheus metrics.',
+          security: [],
+          responses: { '200': { description: 'Text exposition format.' } },
+        },
+      },
+    },
+  };
+}

@@ -1,0 +1,139 @@
+/** Decision endpoints: publish (one or an atomic batch), get one, query with filters and cursors. */
+import type { FastifyInstance } from 'fastify';
+import type { AppContext } from '../../../app-context.ts';
+import { CdsError } from '../../../errors/index.ts';
+import type { StoredDecision } from '../../../ingest/record.ts';
+import { allows, isGlobalAdmin, type AuthContext } from '../../../security/index.ts';
+import { CursorCodec, fingerprint, parseDecisionQuery } from '../query-params.ts';
+import { callerOf } from '../server.ts';
+
+const ID = /^[A-Za-z0-9][A-Za-z0-9._:/-]{0,127}$/;
+/** How long a query waits for acknowledged decisions to reach the index (read-your-writes). */
+const INDEX_WAIT_MS = 2000;
+/** Index pages examined per query request before answering with what was found and a cursor. */
+const MAX_SCANS = 8;
+
+function maySee(p: AuthContext, topics: readonly string[]): boolean {
+  return isGlobalAdmin(p.grants) || topics.some((t) => allows(p.grants, 'subscribe', t));
+}
+
+/** The API view of a stored decision. */
+function view(s: StoredDecision): Record<string, unknown> {
+  return { ...s };
+}
+
+/** Registers /v1/decisions routes. */
+export function registerDecisionRoutes(app: FastifyInstance, ctx: AppContext): void {
+  const cursors = new CursorCodec(ctx.cursorSecret);
+
+  app.post('/v1/decisions', async (req, reply) => {
+    const caller = callerOf(req);
+    const started = performance.now();
+    const body: unknown = req.body;
+    if (body === undefined) {
+      throw new CdsError(
+        'MALFORMED_JSON',
+        'the body is empty; send a decision or a JSON array of decisions',
+        { details: { errors: [{ path: '', code: 'required', message: 'empty body' }] } },
+      );
+    }
+    const batch = Array.isArray(body);
+    const items: unknown[] = batch ? body : [body];
+    if (!caller.grants.some((g) => g.action === 'publish' || g.action === 'admin')) {
+      throw new CdsError('FORBIDDEN', `${caller.name} has no publish scope`);
+    }
+    const wait = ctx.limiter.decisions(caller.principalId, items.length, caller.rateLimits);
+    if (wait > 0) {
+      ctx.audit.rateLimited(caller.principalId, 'POST /v1/decisions');
+      ctx.metrics.denied.inc({ code: 'RATE_LIMITED' });
+      throw new CdsError('RATE_LIMITED', `decision rate limit of ${caller.name} exceeded`, {
+        retryAfterSeconds: wait,
+      });
+    }
+    try {
+      const results = await ctx.publisher.publish(items, batch, (topic) =>
+        allows(caller.grants, 'publish', topic),
+      );
+      ctx.metrics.batchSize.observe(items.length);
+      let dup = 0;
+      for (const r of results) if (r.duplicate) dup++;
+      ctx.metrics.published.inc(results.length - dup);
+      if (dup > 0) ctx.metrics.duplicates.inc(dup);
+      ctx.metrics.publishSeconds.observe((performance.now() - started) / 1000);
+      return reply.code(200).send(batch ? { results } : results[0]);
+    } catch (e) {
+      ctx.metrics.rejected.inc({ code: e instanceof CdsError ? e.code : 'INTERNAL' }, items.length);
+      throw e;
+    }
+  });
+
+  app.get<{ Params: { decisionId: string }; Querystring: Record<string, string> }>(
+    '/v1/decisions/:decisionId',
+    async (req) => {
+      const caller = callerOf(req);
+      const { decisionId } = req.params;
+      if (!ID.test(decisionId)) {
+        throw new CdsError('VALIDATION_FAILED', 'decisionId is not a valid id', {
+          details: { errors: [{ path: 'decisionId', code: 'pattern', message: 'not a valid id' }] },
+        });
+      }
+      let revision: number | undefined;
+      for (const [k, v] of Object.entries(req.query)) {
+        if (k !== 'revision')
+          throw new CdsError('INVALID_QUERY', `unknown parameter ${k}`, {
+            details: {
+              errors: [{ path: k, code: 'unknown_parameter', message: 'only revision is accepted' }],
+            },
+          });
+        if (typeof v !== 'string' || !/^[1-9][0-9]{0,9}$/.test(v)) {
+          throw new CdsError('INVALID_QUERY', 'revision must be a positive integer', {
+            details: { errors: [{ path: 'revision', code: 'range', message: 'a positive integer' }] },
+          });
+        }
+        revision = Number(v);
+      }
+      const found = await ctx.publisher.get(decisionId, revision);
+      if (found === undefined)
+        throw new CdsError(
+          'NOT_FOUND',
+          revision === undefined
+            ? `no decision '${decisionId}'`
+            : `no revision ${revision} of decision '${decisionId}'`,
+        );
+      if (!maySee(caller, found.stored.topics))
+        throw new CdsError('FORBIDDEN', `no subscribe scope for the topics of '${decisionId}'`);
+      return { ...view(found.stored), revisions: found.revisions };
+    },
+  );
+
+  app.get<{ Querystring: Record<string, unknown> }>('/v1/decisions', async (req) => {
+    const caller = callerOf(req);
+    const parsed = parseDecisionQuery(req.query, cursors);
+    await Promise.race([
+      ctx.publisher.indexer.idle(),
+      new Promise((r) => setTimeout(r, INDEX_WAIT_MS).unref()),
+    ]);
+    const items: Record<string, unknown>[] = [];
+    let after = parsed.after;
+    let exhausted = false;
+    for (let scans = 0; scans < MAX_SCANS && items.length < parsed.limit; scans++) {
+      const page = await ctx.state.decisions.query(parsed.query, {
+        ...(after ? { after } : {}),
+        limit: parsed.limit - items.length,
+        order: parsed.order,
+      });
+      const visible = page.entries.filter((e) => maySee(caller, e.topics));
+      for (const s of await ctx.publisher.load(visible)) items.push(view(s));
+      if (page.next === undefined) {
+        exhausted = true;
+        break;
+      }
+      after = page.next;
+    }
+    const nextCursor =
+      exhausted || after === undefined
+        ? null
+        : cursors.encode(fingerprint(parsed.query, parsed.order), after);
+    return { items, nextCursor };
+  });
+}

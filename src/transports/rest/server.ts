@@ -1,0 +1,132 @@
+/**
+ * The REST transport (DESIGN 7): a Fastify instance built from the app's services, without listening,
+ * so that tests inject requests without sockets. Every /v1 request is authenticated, rate limited and
+ * scope-checked; every error is answered in the registry's shape.
+ */
+import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyRequest } from 'fastify';
+import type { AppContext } from '../../app-context.ts';
+import { CdsError } from '../../errors/index.ts';
+import { Authenticator, isGlobalAdmin, type AuthContext } from '../../security/index.ts';
+import { errorHandler, sendError } from './errors.ts';
+import { registerDecisionRoutes } from './routes/decisions.ts';
+import { registerAdminRoutes } from './routes/admin.ts';
+import { registerOpsRoutes } from './routes/ops.ts';
+import { openApiDocument } from './openapi.ts';
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** The authenticated caller (set for every /v1 route). */
+    principal?: AuthContext;
+  }
+}
+
+/** Routes that need no credentials. */
+const PUBLIC = new Set(['/healthz', '/readyz', '/metrics', '/openapi.json', '/v1/schemas/decision.json']);
+
+/** The authenticated caller of a /v1 request. */
+export function callerOf(req: FastifyRequest): AuthContext {
+  if (req.principal === undefined) throw new CdsError('UNAUTHENTICATED', 'no credentials');
+  return req.principal;
+}
+
+/** Throws FORBIDDEN unless the caller holds `admin:>`; the denial is audited by the error hook. */
+export function requireGlobalAdmin(req: FastifyRequest): AuthContext {
+  const p = callerOf(req);
+  if (!isGlobalAdmin(p.grants)) throw new CdsError('FORBIDDEN', 'this endpoint needs the scope admin:>');
+  return p;
+}
+
+/** Builds the REST server (not listening). */
+export async function buildRestServer(ctx: AppContext): Promise<FastifyInstance> {
+  const app: FastifyInstance = Fastify({
+    loggerInstance: ctx.logger.child({ transport: 'rest' }) as FastifyBaseLogger,
+    disableRequestLogging: true,
+    bodyLimit: ctx.config.http.bodyLimitBytes,
+    routerOptions: { ignoreTrailingSlash: true },
+    return503OnClosing: false,
+    forceCloseConnections: 'idle',
+  });
+  app.removeAllContentTypeParsers();
+  app.addContentTypeParser(
+    'application/json',
+    { parseAs: 'string', bodyLimit: ctx.config.http.bodyLimitBytes },
+    (_req, body, done) => {
+      try {
+        done(null, body.length === 0 ? undefined : JSON.parse(body as string));
+      } catch (e) {
+        done(
+          new CdsError('MALFORMED_JSON', `the body is not valid JSON: ${(e as Error).message}`, {
+            details: { errors: [{ path: '', code: 'malformed_json', message: (e as Error).message }] },
+          }),
+          undefined,
+        );
+      }
+    },
+  );
+  app.setErrorHandler(errorHandler);
+  app.setNotFoundHandler((req, reply) =>
+    sendError(reply, new CdsError('ROUTE_NOT_FOUND', `no endpoint ${req.method} ${req.url.split('?')[0]}`)),
+  );
+
+  app.addHook('onRequest', async (req, reply) => {
+    const path = req.url.split('?')[0] ?? '';
+    if (ctx.lifecycle.draining && !PUBLIC.has(path)) {
+      reply.header('connection', 'close');
+      throw new CdsError(
+        'SHUTTING_DOWN',
+        'this instance is shutting down; retry on another or after restart',
+        { retryAfterSeconds: 1 },
+      );
+    }
+    if (!ctx.lifecycle.ready && !PUBLIC.has(path))
+      throw new CdsError('NOT_READY', 'the instance is starting', { retryAfterSeconds: 1 });
+    if (PUBLIC.has(path) || path === '/docs' || path.startsWith('/docs/')) return;
+    let principal: AuthContext;
+    try {
+      principal = await ctx.auth.authenticate(Authenticator.credential(req.headers));
+    } catch (e) {
+      const err =
+        e instanceof CdsError ? e : new CdsError('UNAUTHENTICATED', 'authentication failed', { cause: e });
+      ctx.audit.denied('anonymous', `${req.method} ${path}`, err.code, err.message, { ip: req.ip });
+      ctx.metrics.denied.inc({ code: err.code });
+      throw err;
+    }
+    req.principal = principal;
+    const wait = ctx.limiter.request(principal.principalId, principal.rateLimits);
+    if (wait > 0) {
+      ctx.audit.rateLimited(principal.principalId, `${req.method} ${path}`);
+      ctx.metrics.denied.inc({ code: 'RATE_LIMITED' });
+      throw new CdsError('RATE_LIMITED', `request rate limit of ${principal.name} exceeded`, {
+        retryAfterSeconds: wait,
+      });
+    }
+  });
+
+  app.addHook('onError', async (req, _reply, err) => {
+    if (req.principal !== undefined && err instanceof CdsError && err.code === 'FORBIDDEN') {
+      const path = req.url.split('?')[0] ?? '';
+      ctx.audit.denied(req.principal.principalId, `${req.method} ${path}`, err.code, err.message);
+      ctx.metrics.denied.inc({ code: err.code });
+    }
+  });
+
+  app.addHook('onResponse', async (req, reply) => {
+    ctx.metrics.httpRequests.inc({
+      route: req.routeOptions.url ?? 'unknown',
+      status: String(reply.statusCode),
+    });
+  });
+
+  registerOpsRoutes(app, ctx);
+  registerDecisionRoutes(app, ctx);
+  registerAdminRoutes(app, ctx);
+  await registerDocs(app, ctx);
+  return app;
+}
+
+async function registerDocs(app: FastifyInstance, _ctx: AppContext): Promise<void> {
+  const swagger = (await import('@fastify/swagger')).default;
+  const swaggerUi = (await import('@fastify/swagger-ui')).default;
+  await app.register(swagger, { mode: 'static', specification: { document: openApiDocument() as never } });
+  await app.register(swaggerUi, { routePrefix: '/docs' });
+}
