@@ -253,7 +253,7 @@ export function stateStoreContract(
     test('decisions: counts count revisions and distinct decisions', async () => {
       const d = dataset();
       const before = await store.decisions.counts();
-      await store.decisions.add(d.entries, {});
+      await addAll(store, d.entries);
       assert.deepEqual(await store.decisions.counts(), {
         revisions: before.revisions + d.entries.length,
         decisions: before.decisions + new Set(d.entries.map((e) => e.decisionId)).size,
@@ -262,7 +262,7 @@ export function stateStoreContract(
 
     test('decisions: query by each filter alone', async () => {
       const d = dataset();
-      await store.decisions.add(d.entries, {});
+      await addAll(store, d.entries);
       const sample = d.entries[5] as DecisionIndexEntry;
       const exact: DecisionQuery[] = [
         { portfolioId: sample.portfolioId },
@@ -271,8 +271,8 @@ export function stateStoreContract(
         { assetClass: sample.assetClass },
         { type: sample.type },
         { verdict: sample.verdict },
-        { fromTime: d.t0 + 3, toTime: d.t0 + 9, latestOnly: false },
-        { fromTime: d.t0 + 9, toTime: d.t0 + 13 },
+        { fromTime: d.t0 + 3 * STEP, toTime: d.t0 + 9 * STEP, latestOnly: false },
+        { fromTime: d.t0 + 9 * STEP, toTime: d.t0 + 13 * STEP },
         { topic: `${d.topicRoot}.*.x1` },
         { topic: `${d.topicRoot}.>` },
         { topic: `${d.topicRoot}.alpha.*` },
@@ -296,15 +296,15 @@ export function stateStoreContract(
 
     test('decisions: query with combined filters', async () => {
       const d = dataset();
-      await store.decisions.add(d.entries, {});
+      await addAll(store, d.entries);
       const s = d.entries[11] as DecisionIndexEntry;
       const qs: DecisionQuery[] = [
         { portfolioId: s.portfolioId, assetClass: s.assetClass },
         { portfolioId: s.portfolioId, type: s.type, verdict: s.verdict },
         { symbol: s.symbol, minPriority: 3 },
-        { strategyId: s.strategyId, maxPriority: 5, fromTime: d.t0 + 2 },
-        { assetClass: s.assetClass, topic: `${d.topicRoot}.>`, toTime: d.t0 + 12 },
-        { fromTime: d.t0, toTime: d.t0 + 1000, minPriority: 2, maxPriority: 6, latestOnly: false },
+        { strategyId: s.strategyId, maxPriority: 5, fromTime: d.t0 + 2 * STEP },
+        { assetClass: s.assetClass, topic: `${d.topicRoot}.>`, toTime: d.t0 + 12 * STEP },
+        { fromTime: d.t0, toTime: d.end, minPriority: 2, maxPriority: 6, latestOnly: false },
         { verdict: s.verdict, strategyId: s.strategyId, symbol: s.symbol, latestOnly: false },
         { portfolioId: s.portfolioId, strategyId: `none-${uid()}` },
       ];
@@ -321,8 +321,8 @@ export function stateStoreContract(
 
     test('decisions: latestOnly keeps only the highest revision (default) or all', async () => {
       const d = dataset();
-      await store.decisions.add(d.entries, {});
-      const window = { fromTime: d.t0, toTime: d.t0 + 1000 };
+      await addAll(store, d.entries);
+      const window = { fromTime: d.t0, toTime: d.end };
       const latest = await queryAll(store, window, 'asc', 1000);
       assert.deepEqual(latest, reference(d.entries, window, 'asc'));
       assert.deepEqual(await queryAll(store, { ...window, latestOnly: true }, 'asc', 1000), latest);
@@ -334,8 +334,8 @@ export function stateStoreContract(
 
     test('decisions: asc is (receivedAt, partition, offset) order and desc its reverse', async () => {
       const d = dataset();
-      await store.decisions.add(d.entries, {});
-      const q = { fromTime: d.t0, toTime: d.t0 + 1000, latestOnly: false };
+      await addAll(store, d.entries);
+      const q = { fromTime: d.t0, toTime: d.end, latestOnly: false };
       const asc = await queryAll(store, q, 'asc', 1000);
       for (let i = 1; i < asc.length; i++)
         assert.ok(compareMarks(asc[i - 1] as QueryMark, asc[i] as QueryMark) < 0);
@@ -353,10 +353,10 @@ export function stateStoreContract(
 
     test('decisions: query time range is fromTime inclusive, toTime exclusive', async () => {
       const d = dataset();
-      await store.decisions.add(d.entries, {});
-      const q = { fromTime: d.t0 + 4, toTime: d.t0 + 6, latestOnly: false };
+      await addAll(store, d.entries);
+      const q = { fromTime: d.t0 + 4 * STEP, toTime: d.t0 + 6 * STEP, latestOnly: false };
       const got = await queryAll(store, q, 'asc', 1000);
-      assert.deepEqual([...new Set(got.map((e) => e.receivedAt))], [d.t0 + 4, d.t0 + 5]);
+      assert.deepEqual([...new Set(got.map((e) => e.receivedAt))], [d.t0 + 4 * STEP, d.t0 + 5 * STEP]);
       assert.deepEqual(got, reference(d.entries, q, 'asc'));
       const pf = (d.entries[0] as DecisionIndexEntry).portfolioId;
       assert.deepEqual(
@@ -367,11 +367,11 @@ export function stateStoreContract(
 
     test('decisions: paging with next covers every entry once, in both orders', async () => {
       const d = dataset();
-      await store.decisions.add(d.entries, {});
+      await addAll(store, d.entries);
       const pf = (d.entries[0] as DecisionIndexEntry).portfolioId;
       const qs: DecisionQuery[] = [
-        { fromTime: d.t0, toTime: d.t0 + 1000, latestOnly: false },
-        { fromTime: d.t0, toTime: d.t0 + 1000 },
+        { fromTime: d.t0, toTime: d.end, latestOnly: false },
+        { fromTime: d.t0, toTime: d.end },
         { portfolioId: pf, latestOnly: false },
       ];
       for (const q of qs) {
@@ -389,7 +389,7 @@ export function stateStoreContract(
         }
       }
       // An `after` mark outside the time window starts at the window's edge.
-      const q = { fromTime: d.t0 + 5, toTime: d.t0 + 9, latestOnly: false };
+      const q = { fromTime: d.t0 + 5 * STEP, toTime: d.t0 + 9 * STEP, latestOnly: false };
       const first = await store.decisions.query(q, {
         limit: 1000,
         order: 'asc',
@@ -399,15 +399,15 @@ export function stateStoreContract(
       const firstDesc = await store.decisions.query(q, {
         limit: 1000,
         order: 'desc',
-        after: { receivedAt: d.t0 + 500, partition: 0, offset: 0 },
+        after: { receivedAt: d.t0 + 500 * STEP, partition: 0, offset: 0 },
       });
       assert.deepEqual(firstDesc.entries, reference(d.entries, q, 'desc'));
     });
 
     test('decisions: scanLimit returns partial pages with next set, and paging still covers everything', async () => {
       const d = dataset();
-      await store.decisions.add(d.entries, {});
-      const q = { fromTime: d.t0, toTime: d.t0 + 1000, minPriority: 9, latestOnly: false };
+      await addAll(store, d.entries);
+      const q = { fromTime: d.t0, toTime: d.end, minPriority: 9, latestOnly: false };
       const want = reference(d.entries, q, 'asc');
       assert.ok(want.length > 0 && want.length < d.entries.length / 4, 'a selective query');
       const first = await store.decisions.query(q, { limit: 100, order: 'asc', scanLimit: 5 });
@@ -453,7 +453,7 @@ export function stateStoreContract(
       const k = `k-${uid()}`;
       await store.meta.set(k, 'kept');
       const countsBefore = await store.decisions.counts();
-      const window = { fromTime: d.t0, toTime: d.t0 + 1000, latestOnly: false };
+      const window = { fromTime: d.t0, toTime: d.end, latestOnly: false };
       await store.close();
       store = await subject.reopen();
       assert.equal((await store.principals.get(p.id))?.revokedAt, '2030-01-01T00:00:00.000Z');
@@ -477,6 +477,9 @@ export function stateStoreContract(
 }
 
 // ---------------------------------------------------------------- helpers
+
+/** Spacing of a dataset's receivedAt values (ms). */
+const STEP = 37;
 
 function uid(): string {
   return `${Date.now().toString(36)}${randomBytes(5).toString('hex')}`;
@@ -538,10 +541,11 @@ function entry(
 }
 
 /**
- * 60 entries of 20 decisions (3 revisions each, interleaved), in log order, in a unique time window with
- * several entries per millisecond and per partition, and field values and topics unique to the case.
+ * 60 entries of 20 decisions (3 revisions each, interleaved), in log order, in a unique time window:
+ * receivedAt in steps of STEP ms over about half a second, several entries per millisecond and per
+ * partition, some out of receivedAt order; field values and topics unique to the case.
  */
-function dataset(): { entries: DecisionIndexEntry[]; t0: number; topicRoot: string } {
+function dataset(): { entries: DecisionIndexEntry[]; t0: number; end: number; topicRoot: string } {
   const u = uid();
   const t0 = timeBase();
   const topicRoot = `t${u}`;
@@ -560,7 +564,8 @@ function dataset(): { entries: DecisionIndexEntry[]; t0: number; topicRoot: stri
       revision,
       partition,
       offset,
-      receivedAt: t0 + Math.floor(i / 4),
+      // Every 8th entry arrives late (receivedAt earlier than entries logged before it).
+      receivedAt: t0 + STEP * Math.max(0, Math.floor(i / 4) - (i % 8 === 7 ? 3 : 0)),
       portfolioId: `pf-${u}-${j % 3}`,
       strategyId: `st-${u}-${j % 4}`,
       symbol: `sym-${u}-${j % 5}`,
@@ -574,7 +579,12 @@ function dataset(): { entries: DecisionIndexEntry[]; t0: number; topicRoot: stri
           : [`${topicRoot}.alpha.x${j % 2}`],
     });
   }
-  return { entries, t0, topicRoot };
+  return { entries, t0, end: t0 + 100_000, topicRoot };
+}
+
+/** Adds a dataset in three batches, as the ingest path would. */
+async function addAll(store: StateStore, entries: readonly DecisionIndexEntry[]): Promise<void> {
+  for (let i = 0; i < entries.length; i += 20) await store.decisions.add(entries.slice(i, i + 20), {});
 }
 
 /** What a query must return, computed by brute force over a dataset. */

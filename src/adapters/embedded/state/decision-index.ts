@@ -13,7 +13,16 @@ import type {
 } from '../../../state/port.ts';
 import { topicMatches } from '../../../domain/topics.ts';
 import type { Key } from 'lmdb';
-import { INDEXED_FIELDS, entryFromTuple, toColumns, type MarkKey, type StateDbs } from './layout.ts';
+import {
+  INDEXED_FIELDS,
+  bucketOf,
+  decodeMarks,
+  entryFromTuple,
+  sortMarks,
+  toColumns,
+  type MarkKey,
+  type StateDbs,
+} from './layout.ts';
 import type { IndexWriterClient } from './index-writer-client.ts';
 
 /** Entries a query examines before it returns a partial page, unless the caller says otherwise. */
@@ -83,72 +92,120 @@ export class LmdbDecisionIndex implements DecisionIndex {
     const scanLimit = Math.max(1, opts.scanLimit ?? DEFAULT_SCAN_LIMIT);
     const plan = this.plan(q);
     if (plan === 'empty' || opts.limit <= 0) return { entries: [] };
-    const desc = opts.order === 'desc';
-    const lo = q.fromTime ?? 0;
-    const hi = q.toTime ?? TOP;
-    let start: Key[] = desc ? [...plan.prefix, hi] : [...plan.prefix, lo];
-    const end: Key[] = desc ? [...plan.prefix, lo] : [...plan.prefix, hi];
-    const after = opts.after;
-    if (after !== undefined) {
-      // Resume at the mark itself (skipped below) unless the time bound is already past it.
-      const m = [after.receivedAt, after.partition, after.offset];
-      if (desc ? after.receivedAt < hi : after.receivedAt >= lo) start = [...plan.prefix, ...m];
-    }
-    const n = plan.prefix.length;
-    const range = plan.db.getKeys({ start, end, reverse: desc, snapshot: true }) as Iterable<Key[]>;
-    const iter = range[Symbol.iterator]();
+    const range: MarkRange = {
+      lo: q.fromTime ?? 0,
+      hi: q.toTime ?? TOP,
+      desc: opts.order === 'desc',
+      ...(opts.after === undefined
+        ? {}
+        : { after: [opts.after.receivedAt, opts.after.partition, opts.after.offset] }),
+    };
+    const marks = plan.field < 0 ? this.timeMarks(range) : this.postingMarks(plan.field, plan.value, range);
     const entries: DecisionIndexEntry[] = [];
     const latest = new Map<string, number>();
     let examined = 0;
     let last: MarkKey | undefined;
-    for (let r = iter.next(); !r.done; r = iter.next()) {
-      const k = r.value;
-      const mark = (n === 0 ? k : k.slice(n)) as MarkKey;
-      if (desc && mark[0] >= hi) continue; // the reverse start [hi] bound is inclusive of its prefix only
-      if (
-        after !== undefined &&
-        mark[0] === after.receivedAt &&
-        mark[1] === after.partition &&
-        mark[2] === after.offset
-      )
-        continue;
-      if (examined >= scanLimit) {
-        iter.return?.();
-        return { entries, next: markOf(last as MarkKey) };
+    try {
+      for (let r = marks.next(); !r.done; r = marks.next()) {
+        const mark = r.value;
+        if (examined >= scanLimit) return { entries, next: markOf(last as MarkKey) };
+        examined++;
+        last = mark;
+        const tuple = this.dbs.decisions.get(mark);
+        if (tuple === undefined) continue;
+        const e = entryFromTuple(mark, tuple);
+        if (!matches(e, q, plan.field)) continue;
+        if (q.latestOnly !== false && !this.isLatest(e, latest)) continue;
+        entries.push(e);
+        if (entries.length >= opts.limit) {
+          // Peek one mark: a page that ends the range says so, sparing the caller an empty last page.
+          return marks.next().done === true ? { entries } : { entries, next: markOf(mark) };
+        }
       }
-      examined++;
-      last = mark;
-      const tuple = this.dbs.decisions.get(mark);
-      if (tuple === undefined) continue;
-      const e = entryFromTuple(mark, tuple);
-      if (!matches(e, q, plan.field)) continue;
-      if (q.latestOnly !== false && !this.isLatest(e, latest)) continue;
-      entries.push(e);
-      if (entries.length >= opts.limit) {
-        // Peek one key: a page that ends the range says so, sparing the caller an empty last page.
-        const more = iter.next();
-        if (more.done) return { entries };
-        iter.return?.();
-        return { entries, next: markOf(mark) };
+      return { entries };
+    } finally {
+      marks.return(undefined);
+    }
+  }
+
+  /** Marks in query order from the time order itself (the `decisions` keys). */
+  private *timeMarks(r: MarkRange): Generator<MarkKey, void, undefined> {
+    let start: Key[] = [r.desc ? r.hi : r.lo];
+    if (r.after !== undefined && (r.desc ? r.after[0] < r.hi : r.after[0] >= r.lo)) start = r.after;
+    const keys = this.dbs.decisions.getKeys({
+      start,
+      end: [r.desc ? r.lo : r.hi],
+      reverse: r.desc,
+    }) as Iterable<MarkKey>;
+    for (const k of keys) {
+      if (r.after !== undefined && sameMark(k, r.after)) continue;
+      yield k;
+    }
+  }
+
+  /**
+   * Marks in query order from the posting chunks of one field value: the chunks of a bucket are
+   * merged and sorted (a late batch may add a chunk to an old bucket), then walked in order.
+   */
+  private *postingMarks(code: number, value: string, r: MarkRange): Generator<MarkKey, void, undefined> {
+    let b0 = bucketOf(r.lo);
+    let b1 = r.hi >= TOP ? TOP : bucketOf(r.hi - 1);
+    if (r.after !== undefined) {
+      if (r.desc) b1 = Math.min(b1, bucketOf(r.after[0]));
+      else b0 = Math.max(b0, bucketOf(r.after[0]));
+    }
+    if (b0 > b1) return;
+    const lowKey = [code, value, b0];
+    const highKey = [code, value, b1 === TOP ? TOP : b1 + 1];
+    const range = this.dbs.decisionIdx.getRange({
+      start: r.desc ? highKey : lowKey,
+      end: r.desc ? lowKey : highKey,
+      reverse: r.desc,
+    });
+    let bucket = -1;
+    let flat: number[] = [];
+    const inRange = (t: number, p: number, o: number): boolean => {
+      if (t < r.lo || t >= r.hi) return false;
+      const a = r.after;
+      if (a === undefined) return true;
+      const c = t - a[0] || p - a[1] || o - a[2];
+      return r.desc ? c < 0 : c > 0;
+    };
+    function* flush(): Generator<MarkKey, void, undefined> {
+      if (flat.length === 0) return;
+      const sorted = sortMarks(flat);
+      flat = [];
+      const n = sorted.length;
+      for (let i = 0; i < n; i += 3) {
+        const at = r.desc ? n - 3 - i : i;
+        const t = sorted[at] as number;
+        const p = sorted[at + 1] as number;
+        const o = sorted[at + 2] as number;
+        if (inRange(t, p, o)) yield [t, p, o];
       }
     }
-    return { entries };
+    for (const { key, value: buf } of range) {
+      const b = (key as Key[])[2] as number;
+      if (b !== bucket) {
+        yield* flush();
+        bucket = b;
+      }
+      decodeMarks(buf, flat);
+    }
+    yield* flush();
   }
 
   /** The index to scan: the equality filter with the fewest entries, else the time order itself. */
-  private plan(
-    q: DecisionQuery,
-  ): { db: StateDbs['decisions'] | StateDbs['decisionIdx']; prefix: Key[]; field: number } | 'empty' {
-    let best: { code: number; value: string; n: number } | undefined;
+  private plan(q: DecisionQuery): { field: number; value: string } | 'empty' {
+    let best: { field: number; value: string; n: number } | undefined;
     for (let code = 0; code < INDEXED_FIELDS.length; code++) {
       const value = q[INDEXED_FIELDS[code] as (typeof INDEXED_FIELDS)[number]];
       if (value === undefined) continue;
       const n = this.dbs.decisionStats.get(['f', code, value]) ?? 0;
       if (n === 0) return 'empty';
-      if (best === undefined || n < best.n) best = { code, value, n };
+      if (best === undefined || n < best.n) best = { field: code, value, n };
     }
-    if (best === undefined) return { db: this.dbs.decisions, prefix: [], field: -1 };
-    return { db: this.dbs.decisionIdx, prefix: [best.code, best.value], field: best.code };
+    return best ?? { field: -1, value: '' };
   }
 
   /** Whether `e` is the highest stored revision of its decision (cached per query). */
@@ -180,6 +237,18 @@ function matches(e: DecisionIndexEntry, q: DecisionQuery, scanned: number): bool
     if (!e.topics.some((t) => topicMatches(pattern, t))) return false;
   }
   return true;
+}
+
+/** Bounds of a query walk: receivedAt in [lo, hi), strictly after `after` in the walk's direction. */
+interface MarkRange {
+  readonly lo: number;
+  readonly hi: number;
+  readonly desc: boolean;
+  readonly after?: MarkKey;
+}
+
+function sameMark(a: readonly number[], b: readonly number[]): boolean {
+  return a[0] === b[0] && a[1] === b[1] && a[2] === b[2];
 }
 
 function markOf(k: MarkKey): QueryMark {

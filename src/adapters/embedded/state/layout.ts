@@ -10,7 +10,8 @@
  *   this database is also the time index.
  * - `decisionRefs`: decisionId -> flat [revision, partition, offset, receivedAt, ...] ascending by
  *   revision: one sync get answers `revisions()` and finds the latest revision.
- * - `decisionIdx`: [field code, value, receivedAt, partition, offset] -> empty: the secondary indexes.
+ * - `decisionIdx`: [field code, value, bucket, partition, offset] -> sorted marks: the secondary indexes
+ *   as posting chunks (see writeBatch).
  * - `decisionStats`: ['cp', partition] -> next offset; ['n', 'revisions' | 'decisions'] -> count;
  *   ['f', field code, value] -> count (to pick the most selective index).
  */
@@ -137,15 +138,33 @@ export function toColumns(entries: readonly DecisionIndexEntry[]): EntryColumns 
   return { n, nums, strs, topics };
 }
 
-const EMPTY = new Uint8Array(0);
+/** Width of a posting bucket in ms: queries merge-sort one bucket's chunks at a time. */
+export const BUCKET_MS = 100;
+
+/** The posting bucket of a receivedAt. */
+export function bucketOf(receivedAt: number): number {
+  return Math.floor(receivedAt / BUCKET_MS);
+}
+
+/** Marks of a posting chunk, as stored: float64 little-endian (receivedAt, partition, offset) triples, ascending. */
+export function decodeMarks(buf: Uint8Array, into: number[]): void {
+  const view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
+  for (let i = 0; i + 8 <= buf.byteLength; i += 8) into.push(view.getFloat64(i, true));
+}
 
 /**
  * Writes a batch and the checkpoint; must run inside one write transaction (the worker wraps it in
  * `transactionSync`) so that entries and checkpoint commit atomically. An entry whose decisionId and
  * revision are already indexed is skipped.
+ *
+ * Secondary indexes are posting chunks, not one key per entry: per batch, each (field, value, bucket)
+ * gets one key `[field code, value, bucket, partition, offset of its first mark]` holding the sorted
+ * marks. LMDB's cost is per B-tree insert (about 4 us here), so this turns six inserts per entry into
+ * about one and a quarter for a realistic batch.
  */
 export function writeBatch(dbs: StateDbs, c: EntryColumns, through: Readonly<Record<number, number>>): void {
   const { decisions, decisionRefs, decisionIdx, decisionStats } = dbs;
+  const chunks = new Map<string, { code: number; value: string; bucket: number; marks: number[] }>();
   const fieldCounts = new Map<string, { code: number; value: string; n: number }>();
   const refsCache = new Map<string, number[]>();
   let newRevisions = 0;
@@ -181,16 +200,27 @@ export function writeBatch(dbs: StateDbs, c: EntryColumns, through: Readonly<Rec
       c.topics[i] as string[],
     ];
     decisions.putSync([t, p, o], tuple);
+    const bucket = bucketOf(t);
     for (let f = 0; f < INDEXED_FIELDS.length; f++) {
       const value = c.strs[k + 1 + f] as string;
-      decisionIdx.putSync([f, value, t, p, o], EMPTY);
-      const ck = `${f}\u0000${value}`;
-      const fc = fieldCounts.get(ck);
-      if (fc === undefined) fieldCounts.set(ck, { code: f, value, n: 1 });
+      const ck = `${f}\u0000${bucket}\u0000${value}`;
+      const chunk = chunks.get(ck);
+      if (chunk === undefined) chunks.set(ck, { code: f, value, bucket, marks: [t, p, o] });
+      else chunk.marks.push(t, p, o);
+      const fk = `${f}\u0000${value}`;
+      const fc = fieldCounts.get(fk);
+      if (fc === undefined) fieldCounts.set(fk, { code: f, value, n: 1 });
       else fc.n++;
     }
   }
   for (const [id, refs] of refsCache) decisionRefs.putSync(id, refs);
+  for (const ch of chunks.values()) {
+    const marks = sortMarks(ch.marks);
+    decisionIdx.putSync(
+      [ch.code, ch.value, ch.bucket, marks[1] as number, marks[2] as number],
+      encodeMarks(marks),
+    );
+  }
   for (const fc of fieldCounts.values()) {
     const key = ['f', fc.code, fc.value];
     decisionStats.putSync(key, (decisionStats.get(key) ?? 0) + fc.n);
@@ -201,6 +231,40 @@ export function writeBatch(dbs: StateDbs, c: EntryColumns, through: Readonly<Rec
     decisionStats.putSync(['n', 'decisions'], (decisionStats.get(['n', 'decisions']) ?? 0) + newDecisions);
   for (const [partition, next] of Object.entries(through))
     decisionStats.putSync(['cp', Number(partition)], next);
+}
+
+function encodeMarks(marks: Float64Array): Uint8Array {
+  const out = new Uint8Array(marks.length * 8);
+  const view = new DataView(out.buffer);
+  for (let i = 0; i < marks.length; i++) view.setFloat64(i * 8, marks[i] as number, true);
+  return out;
+}
+
+/** Flat (receivedAt, partition, offset) triples sorted ascending. */
+export function sortMarks(flat: readonly number[]): Float64Array {
+  const n = flat.length / 3;
+  let sorted = true;
+  for (let i = 3; i < flat.length && sorted; i += 3) sorted = compareAt(flat, i - 3, flat, i) <= 0;
+  const out = new Float64Array(flat.length);
+  if (sorted) {
+    out.set(flat);
+    return out;
+  }
+  const order = Array.from({ length: n }, (_, i) => i * 3).sort((a, b) => compareAt(flat, a, flat, b));
+  order.forEach((from, i) => {
+    out[i * 3] = flat[from] as number;
+    out[i * 3 + 1] = flat[from + 1] as number;
+    out[i * 3 + 2] = flat[from + 2] as number;
+  });
+  return out;
+}
+
+function compareAt(a: ArrayLike<number>, i: number, b: ArrayLike<number>, j: number): number {
+  return (
+    (a[i] as number) - (b[j] as number) ||
+    (a[i + 1] as number) - (b[j + 1] as number) ||
+    (a[i + 2] as number) - (b[j + 2] as number)
+  );
 }
 
 /** Whether a flat ref list holds `revision`. */
