@@ -9,7 +9,13 @@
  *            u32 baseOffset low 32 bits, u32 baseOffset high bits
  *            record * recordCount
  *   record = f64 timestamp, u32 keyLength, u32 headersLength, u32 payloadLength,
- *            key (UTF-8), headers (UTF-8 JSON object of strings; length 0 means {}), payload
+ *            key (UTF-8), headers, payload
+ *   headers = nothing when there are none (length 0), else
+ *            u8 1, u8 0, u16 count, (u16 nameLength, u16 valueLength) * count in UTF-16 code units,
+ *            then all names and values concatenated as one UTF-8 string: decoding is one string
+ *            conversion and slices, about 3x cheaper than JSON.parse, which dominated replay;
+ *            or u8 2 followed by the headers as UTF-8 JSON, for strings with lone surrogates
+ *            (which UTF-8 cannot carry, while JSON escapes them).
  */
 import { crc32 } from 'node:zlib';
 import { CdsError } from '../../../errors/index.ts';
@@ -42,10 +48,84 @@ function invalid(message: string): CdsError {
   });
 }
 
+interface EncodedHeaders {
+  /** 1: packed, 2: JSON. */
+  readonly format: 1 | 2;
+  readonly text: string;
+  /** UTF-16 lengths of names and values (packed format). */
+  readonly lengths: number[];
+  /** Bytes of the whole headers section. */
+  readonly bytes: number;
+}
+
+const wellFormed = (s: string) => (s as unknown as { isWellFormed(): boolean }).isWellFormed();
+
+function encodeHeaders(h: Readonly<Record<string, string>>, i: number): EncodedHeaders | undefined {
+  let text = '';
+  const lengths: number[] = [];
+  let packed = true;
+  for (const k in h) {
+    const v = h[k];
+    if (typeof v !== 'string') throw invalid(`record ${i}: header '${k}' must be a string`);
+    if (packed && (!wellFormed(k) || !wellFormed(v))) packed = false;
+    text += k + v;
+    lengths.push(k.length, v.length);
+  }
+  if (lengths.length === 0) return undefined;
+  let enc: EncodedHeaders;
+  if (packed) {
+    enc = { format: 1, text, lengths, bytes: 4 + lengths.length * 2 + Buffer.byteLength(text, 'utf8') };
+  } else {
+    const json = JSON.stringify(h);
+    enc = { format: 2, text: json, lengths: [], bytes: 1 + Buffer.byteLength(json, 'utf8') };
+  }
+  if (enc.bytes > MAX_HEADER_BYTES) throw invalid(`record ${i}: headers exceed ${MAX_HEADER_BYTES} bytes`);
+  return enc;
+}
+
+function writeHeaders(buf: Buffer, p: number, h: EncodedHeaders): number {
+  buf[p] = h.format;
+  if (h.format === 2) return 1 + buf.write(h.text, p + 1, 'utf8');
+  buf[p + 1] = 0;
+  buf.writeUInt16LE(h.lengths.length / 2, p + 2);
+  let q = p + 4;
+  for (const l of h.lengths) {
+    buf.writeUInt16LE(l, q);
+    q += 2;
+  }
+  q += buf.write(h.text, q, 'utf8');
+  return q - p;
+}
+
+function decodeHeaders(buf: Buffer, p: number, hl: number, offset: number): Record<string, string> {
+  const format = buf[p];
+  if (format === 2) return JSON.parse(buf.toString('utf8', p + 1, p + hl)) as Record<string, string>;
+  const count = buf.readUInt16LE(p + 2);
+  const textStart = p + 4 + count * 4;
+  if (format !== 1 || textStart > p + hl)
+    throw new CdsError('DATA_CORRUPT', `log record ${offset}: bad headers`);
+  const text = buf.toString('utf8', textStart, p + hl);
+  const out: Record<string, string> = {};
+  let c = 0;
+  for (let i = 0; i < count; i++) {
+    const kl = buf.readUInt16LE(p + 4 + i * 4);
+    const vl = buf.readUInt16LE(p + 6 + i * 4);
+    const k = text.slice(c, c + kl);
+    const v = text.slice(c + kl, c + kl + vl);
+    c += kl + vl;
+    // Plain assignment to '__proto__' would set the prototype instead of storing the header.
+    if (k === '__proto__')
+      Object.defineProperty(out, k, { value: v, enumerable: true, writable: true, configurable: true });
+    else out[k] = v;
+  }
+  if (c !== text.length) throw new CdsError('DATA_CORRUPT', `log record ${offset}: bad headers`);
+  return out;
+}
+
 /** Encodes a batch as one frame (offsets and CRC left blank); throws VALIDATION_FAILED on bad input. */
 export function encodeFrame(records: readonly AppendRecord[]): EncodedFrame {
   const n = records.length;
-  const hdrJson: (string | undefined)[] = new Array(n);
+  const hdrs: (EncodedHeaders | undefined)[] = new Array(n);
   const sizes = new Uint32Array(n * 3);
   let total = FRAME_HEADER_BYTES;
   for (let i = 0; i < n; i++) {
@@ -56,18 +136,9 @@ export function encodeFrame(records: readonly AppendRecord[]): EncodedFrame {
     if (!(r.payload instanceof Uint8Array)) throw invalid(`record ${i}: payload must be a Uint8Array`);
     if (typeof r.headers !== 'object' || r.headers === null)
       throw invalid(`record ${i}: headers must be an object`);
-    let hl = 0;
-    let any = false;
-    for (const k in r.headers) {
-      if (typeof r.headers[k] !== 'string') throw invalid(`record ${i}: header '${k}' must be a string`);
-      any = true;
-    }
-    if (any) {
-      const j = JSON.stringify(r.headers);
-      hdrJson[i] = j;
-      hl = Buffer.byteLength(j, 'utf8');
-    }
-    if (hl > MAX_HEADER_BYTES) throw invalid(`record ${i}: headers exceed ${MAX_HEADER_BYTES} bytes`);
+    const eh = encodeHeaders(r.headers, i);
+    hdrs[i] = eh;
+    const hl = eh === undefined ? 0 : eh.bytes;
     const kl = Buffer.byteLength(r.key, 'utf8');
     sizes[i * 3] = kl;
     sizes[i * 3 + 1] = hl;
@@ -97,7 +168,7 @@ export function encodeFrame(records: readonly AppendRecord[]): EncodedFrame {
     buf.writeUInt32LE(pl, p + 16);
     p += RECORD_HEADER_BYTES;
     if (kl > 0) p += buf.write(r.key, p, kl, 'utf8');
-    if (hl > 0) p += buf.write(hdrJson[i]!, p, hl, 'utf8');
+    if (hl > 0) p += writeHeaders(buf, p, hdrs[i]!);
     buf.set(r.payload, p);
     p += pl;
   }
@@ -134,7 +205,7 @@ export function decodeRecord(
   let p = pos + RECORD_HEADER_BYTES;
   const key = kl === 0 ? '' : buf.toString('utf8', p, p + kl);
   p += kl;
-  const headers = hl === 0 ? {} : (JSON.parse(buf.toString('utf8', p, p + hl)) as Record<string, string>);
+  const headers = hl === 0 ? {} : decodeHeaders(buf, p, hl, offset);
   p += hl;
   // A view, not a copy: sequential replay stays cheap; the chunk it shares is at most READ_CHUNK_BYTES.
   const payload = pl === 0 ? EMPTY : new Uint8Array(buf.buffer, buf.byteOffset + p, pl);

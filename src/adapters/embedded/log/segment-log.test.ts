@@ -180,3 +180,24 @@ describe('SegmentLog I/O failures', () => {
     await again.close();
   });
 });
+
+describe('SegmentLog header encoding', () => {
+  it('round-trips lone surrogates (JSON form) and a __proto__ header name (packed form)', async () => {
+    const log = await SegmentLog.open(dir);
+    const recs: AppendRecord[] = [
+      { key: 'h', timestamp: 1, headers: { lone: 'a\ud800b', ok: 'é' }, payload: new Uint8Array([1]) },
+      {
+        key: 'h',
+        timestamp: 2,
+        headers: JSON.parse('{"__proto__":"x","b":""}') as Record<string, string>,
+        payload: new Uint8Array(0),
+      },
+    ];
+    const pos = await log.append(recs);
+    const got = await log.read(0, 0, 10);
+    recs.forEach((r, i) => assertRecord(got[i], r, pos[i]!));
+    assert.equal(Object.getPrototypeOf(got[1]!.headers), Object.prototype);
+    assert.deepEqual(Object.keys(got[1]!.headers), ['__proto__', 'b']);
+    await log.close();
+  });
+});
