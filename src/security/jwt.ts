@@ -4,7 +4,13 @@
  */
 import { readFileSync } from 'node:fs';
 import { createPublicKey, type KeyObject } from 'node:crypto';
-import { createLocalJWKSet, jwtVerify, type JWTPayload, type JWTVerifyGetKey } from 'jose';
+import {
+  createLocalJWKSet,
+  decodeProtectedHeader,
+  jwtVerify,
+  type JWTPayload,
+  type JWTVerifyGetKey,
+} from 'jose';
 import { CdsError } from '../errors/index.ts';
 
 /** Where JWT keys come from, and what claims are required. */
@@ -97,8 +103,27 @@ export class JwtVerifier {
 
   /** Verifies a token; throws UNAUTHENTICATED with the reason when it is not acceptable. */
   async verify(token: string): Promise<VerifiedJwt> {
+    let alg: string | undefined;
+    try {
+      alg = decodeProtectedHeader(token).alg;
+    } catch (cause) {
+      throw new CdsError('UNAUTHENTICATED', 'invalid token: its header is not a JWS header', { cause });
+    }
+    // Only keys of the token's algorithm are tried, so the reason given is about the right key.
+    const candidates = this.keys.filter((k) =>
+      k.kind === 'secret'
+        ? alg === 'HS256'
+        : k.kind === 'public'
+          ? alg === k.alg
+          : ['HS256', 'RS256', 'EdDSA'].includes(alg ?? ''),
+    );
+    if (candidates.length === 0)
+      throw new CdsError(
+        'UNAUTHENTICATED',
+        `invalid token: algorithm ${alg ?? '(none)'} is not accepted here`,
+      );
     let lastError: unknown;
-    for (const k of this.keys) {
+    for (const k of candidates) {
       try {
         const common = {
           issuer: this.opts.issuer,
@@ -116,8 +141,9 @@ export class JwtVerifier {
         lastError = e;
       }
     }
-    const reason = lastError instanceof Error ? lastError.message : 'no JWT key is configured';
-    throw new CdsError('UNAUTHENTICATED', `invalid token: ${reason}`, { cause: lastError });
+    throw new CdsError('UNAUTHENTICATED', `invalid token: ${(lastError as Error).message}`, {
+      cause: lastError,
+    });
   }
 }
 
