@@ -115,6 +115,7 @@ interface Result {
   p50us: number;
   p99us: number;
   readPerSec: number;
+  readRecords: number;
 }
 
 async function scenario(
@@ -157,6 +158,7 @@ async function scenario(
     p50us: h.getValueAtPercentile(50),
     p99us: h.getValueAtPercentile(99),
     readPerSec,
+    readRecords: read,
   };
 }
 
@@ -180,7 +182,7 @@ for (const [name, make, appenders, batch] of SCENARIOS) {
     const x = await scenario(make, appenders, batch);
     rs.push(x);
     console.log(
-      `  run ${r + 1} ${name}: ${Math.round(x.recordsPerSec)} rec/s, p50 ${x.p50us} us, p99 ${x.p99us} us, read ${Math.round(x.readPerSec)} rec/s`,
+      `  run ${r + 1} ${name}: ${Math.round(x.recordsPerSec)} rec/s, p50 ${x.p50us} us, p99 ${x.p99us} us, read ${Math.round(x.readPerSec)} rec/s (${x.readRecords} records)`,
     );
   }
   console.log(
