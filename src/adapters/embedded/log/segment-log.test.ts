@@ -201,3 +201,25 @@ describe('SegmentLog header encoding', () => {
     await log.close();
   });
 });
+
+describe('SegmentLog group commit', () => {
+  it('coalesces concurrent appends into far fewer syncs than appends', async () => {
+    const log = await SegmentLog.open(dir);
+    const fh = (log as unknown as { fh: FileHandle }).fh;
+    const datasync = fh.datasync.bind(fh);
+    let syncs = 0;
+    fh.datasync = () => {
+      syncs++;
+      return datasync();
+    };
+    const pos = await Promise.all(
+      Array.from({ length: 200 }, (_, i) => log.append([recordOf('g', `g-${i}`)])),
+    );
+    assert.deepEqual(
+      pos.map((p) => p[0]!.offset),
+      Array.from({ length: 200 }, (_, i) => i),
+    );
+    assert.ok(syncs <= 10, `${syncs} syncs for 200 appends`);
+    await log.close();
+  });
+});

@@ -570,7 +570,8 @@ export class SegmentLog implements EventLog {
 
   /** Resolves when a record at `offset` or beyond is committed; woken by the commit, never polled. */
   waitFor(partition: number, offset: number, signal?: AbortSignal): Promise<void> {
-    this.checkPartition(partition);
+    if (partition !== 0)
+      return Promise.reject(new CdsError('INVALID_POSITION', `partition ${partition} does not exist`));
     if (offset < this.next) return Promise.resolve();
     if (signal?.aborted) return Promise.reject(signal.reason);
     if (this.closing) return Promise.reject(new CdsError('SHUTTING_DOWN', 'the log is closing'));
