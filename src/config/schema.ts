@@ -4,7 +4,8 @@
  */
 import { Type, type Static, type TSchema } from '@sinclair/typebox';
 
-const Port = (d: number) => Type.Integer({ minimum: 0, maximum: 65535, default: d });
+const Port = (d: number, description: string) =>
+  Type.Integer({ minimum: 0, maximum: 65535, default: d, description });
 
 /** The configuration of one cds process. */
 export const ConfigSchema = Type.Object(
@@ -17,7 +18,7 @@ export const ConfigSchema = Type.Object(
     http: Type.Object(
       {
         host: Type.String({ default: '127.0.0.1', description: 'Address the REST listener binds.' }),
-        port: Port(8480),
+        port: Port(8480, 'Port of the REST listener; 0 picks a free one (the start line says which).'),
         bodyLimitBytes: Type.Integer({
           minimum: 1024,
           default: 16 * 1024 * 1024,
@@ -28,7 +29,11 @@ export const ConfigSchema = Type.Object(
     ),
     log: Type.Object(
       {
-        engine: Type.Union([Type.Literal('embedded'), Type.Literal('pulsar')], { default: 'embedded' }),
+        engine: Type.Union([Type.Literal('embedded'), Type.Literal('pulsar')], {
+          default: 'embedded',
+          description:
+            'Where decisions are stored: embedded (local segment log) or pulsar (cluster mode, a later issue).',
+        }),
         segmentBytes: Type.Integer({
           minimum: 1024 * 1024,
           default: 256 * 1024 * 1024,
@@ -39,7 +44,11 @@ export const ConfigSchema = Type.Object(
     ),
     state: Type.Object(
       {
-        engine: Type.Union([Type.Literal('embedded'), Type.Literal('postgres')], { default: 'embedded' }),
+        engine: Type.Union([Type.Literal('embedded'), Type.Literal('postgres')], {
+          default: 'embedded',
+          description:
+            'Where state is kept: embedded (LMDB in the data directory) or postgres (cluster mode).',
+        }),
       },
       { additionalProperties: false, default: {} },
     ),
@@ -110,7 +119,7 @@ export const ConfigSchema = Type.Object(
       {
         level: Type.Union(
           ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((l) => Type.Literal(l)),
-          { default: 'info' },
+          { default: 'info', description: 'Level of the JSON logs on standard error.' },
         ),
       },
       { additionalProperties: false, default: {} },

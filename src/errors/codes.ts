@@ -133,14 +133,14 @@ export const ERROR_CODES = {
   UNAUTHENTICATED: spec(
     401,
     GrpcStatus.UNAUTHENTICATED,
-    4401,
+    4540,
     false,
     'No credentials, or credentials that are unknown, revoked, expired or badly signed.',
   ),
   FORBIDDEN: spec(
     403,
     GrpcStatus.PERMISSION_DENIED,
-    4403,
+    4541,
     false,
     'The principal is known but lacks the scope (action and topic pattern) the request needs.',
   ),
@@ -194,7 +194,7 @@ export const ERROR_CODES = {
     false,
     'verify-audit found a record whose hash or link does not match (edited, removed or reordered).',
   ),
-  INTERNAL: spec(500, GrpcStatus.INTERNAL, 4519, true, 'An unexpected fault; it is logged with its cause.'),
+  INTERNAL: spec(500, GrpcStatus.INTERNAL, 4004, true, 'An unexpected fault; it is logged with its cause.'),
 } as const satisfies Record<string, ErrorSpec>;
 
 /** A stable error code. */
