@@ -43,6 +43,7 @@ interface Entry {
   readonly id: string;
   readonly patterns: readonly string[];
   readonly patternTokens: readonly (readonly string[])[];
+  readonly topicTests: readonly TopicTest[];
   readonly filter: AnalysedFilter | undefined;
   /** Terms other than the one the entry is filed under (that one held when the index found it). */
   otherTerms: readonly CompiledTerm[];
@@ -62,6 +63,28 @@ function tokensMatch(p: readonly string[], t: readonly string[]): boolean {
 
 function anyPatternMatches(e: Entry, topicTokens: readonly (readonly string[])[]): boolean {
   for (const p of e.patternTokens) for (const t of topicTokens) if (tokensMatch(p, t)) return true;
+  return false;
+}
+
+/** A test of one pattern against a topic string; the common shapes avoid splitting the topic. */
+type TopicTest = (topic: string) => boolean;
+
+function topicTest(pattern: string): TopicTest {
+  const tokens = pattern.split('.');
+  const wild = tokens.findIndex((t) => t === '*' || t === '>');
+  if (wild < 0) return (topic) => topic === pattern;
+  if (wild === tokens.length - 1 && tokens[wild] === '>') {
+    const prefix = pattern.slice(0, -1); // 'a.b.' of 'a.b.>'; '' for '>' alone
+    return (topic) => topic.length > prefix.length && topic.startsWith(prefix);
+  }
+  return (topic) => tokensMatch(tokens, topic.split('.'));
+}
+
+function anyTopicPasses(tests: readonly TopicTest[], topics: readonly string[]): boolean {
+  for (let i = 0; i < tests.length; i++) {
+    const test = tests[i] as TopicTest;
+    for (let j = 0; j < topics.length; j++) if (test(topics[j] as string)) return true;
+  }
   return false;
 }
 
@@ -90,6 +113,7 @@ function compileEntry(input: SubscriptionEntry): Entry | FieldError[] {
     id: input.id,
     patterns,
     patternTokens: patterns.map((p) => p.split('.')),
+    topicTests: patterns.map(topicTest),
     filter,
     otherTerms: filter?.indexable ?? [],
     remainder: filter === undefined ? null : filter.remainder,
@@ -101,6 +125,8 @@ export class SubscriptionMatcher {
   readonly #entries = new Map<string, Entry>();
   readonly #byTerm = new TermIndex<Entry>();
   readonly #byPattern = new PatternIndex<Entry>();
+  /** Reused between calls of `match`, which never re-enters itself. */
+  readonly #scratch: Entry[] = [];
 
   /** Number of entries. */
   get size(): number {
@@ -136,15 +162,20 @@ export class SubscriptionMatcher {
   match(decision: unknown, topics: readonly string[]): string[] {
     const out: string[] = [];
     const ctx = { decision };
-    let topicTokens: (readonly string[])[] | undefined;
-    this.#byTerm.collect(decision, (e) => {
-      topicTokens ??= topics.map((t) => t.split('.'));
-      if (!anyPatternMatches(e, topicTokens)) return;
-      for (const t of e.otherTerms) if (!t.holds(decision)) return;
+    const found = this.#scratch;
+    found.length = 0;
+    this.#byTerm.collectInto(decision, found);
+    next: for (let i = 0; i < found.length; i++) {
+      const e = found[i] as Entry;
+      if (!anyTopicPasses(e.topicTests, topics)) continue;
+      for (const t of e.otherTerms) if (!t.holds(decision)) continue next;
       if (e.remainder === null || e.remainder.matches(ctx)) out.push(e.id);
-    });
-    for (const e of this.#byPattern.matchAny(topics)) {
-      if (e.remainder === null || e.remainder.matches(ctx)) out.push(e.id);
+    }
+    found.length = 0;
+    if (this.#byPattern.size > 0) {
+      for (const e of this.#byPattern.matchAny(topics)) {
+        if (e.remainder === null || e.remainder.matches(ctx)) out.push(e.id);
+      }
     }
     return out;
   }

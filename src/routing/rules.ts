@@ -302,7 +302,7 @@ function build(
   Object.freeze(rules);
   const candidates = (decision: unknown): number[] => {
     const found: number[] = [];
-    index.collect(decision, (i) => found.push(i));
+    index.collectInto(decision, found);
     if (unindexed.length === 0) return found.length > 1 ? found.sort((x, y) => x - y) : found;
     if (found.length === 0) return unindexed;
     return found.concat(unindexed).sort((x, y) => x - y);

@@ -113,6 +113,18 @@ export class TermIndex<T> {
     }
   }
 
+  /** Pushes onto `out` each item whose filing term holds (the allocation-free form of `collect`). */
+  collectInto(decision: unknown, out: T[]): void {
+    const slots = this.#slots;
+    for (let i = 0; i < slots.length; i++) {
+      const slot = slots[i] as FieldSlot<T>;
+      const v = slot.getter(decision);
+      if (typeof v !== 'string' && typeof v !== 'number') continue;
+      const s = slot.byValue.get(v);
+      if (s !== undefined) for (const item of s) out.push(item);
+    }
+  }
+
   /** The term `item` is filed under, if any. */
   termOf(item: T): CompiledTerm | undefined {
     return this.#items.get(item);
