@@ -1,0 +1,4 @@
+/** The PostgreSQL StateStore adapter (cluster mode, DESIGN 2 and 6). */
+export { PostgresStateStore, type PostgresStateStoreOptions } from './postgres-state-store.ts';
+export { DEFAULT_SCAN_LIMIT } from './decision-index.ts';
+export { loadMigrations, MIGRATION_LOCK_KEY, type Migration, type MigrationResult } from './migrations.ts';
