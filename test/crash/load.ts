@@ -53,6 +53,8 @@ export interface Publishers {
   inFlight(): number;
   /** Highest number of requests seen in flight at once. */
   peakInFlight(): number;
+  /** Milliseconds since the publishers started (the clock of `sentAt` and `endedAt`). */
+  elapsed(): number;
   /** Stops starting new requests; resolves with every record once the requests in flight ended. */
   stop(): Promise<PublishRecord[]>;
   /** The records so far. */
@@ -106,6 +108,7 @@ export function startPublishers(opts: PublishersOptions): Publishers {
     records,
     inFlight: () => inFlight,
     peakInFlight: () => peak,
+    elapsed: () => performance.now() - t0,
     stop: async () => {
       stopped = true;
       await Promise.all(workers);

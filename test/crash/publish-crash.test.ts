@@ -20,7 +20,7 @@ const SERVER_ENV = { CDS_RATE_REQUESTS_PER_SECOND: '1000000', CDS_LOG_LEVEL: 'wa
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-test('acknowledged publishes survive SIGKILL at random moments', { timeout: 170_000 }, async (t) => {
+test('acknowledged publishes survive SIGKILL at random moments', { timeout: 300_000 }, async (t) => {
   const seed = testSeed('publish-crash');
   const rand = mulberry32(seed);
   const dataDir = makeTempDir('cds-crash-');

@@ -3,7 +3,7 @@
  * ones are refused with 503 SHUTTING_DOWN (retriable, with Retry-After) or meet a closed socket,
  * the process exits 0, and after the restart every acknowledged publish is there exactly once.
  *
- * CDS_TEST_SEED replays a run; CDS_TEST_SIGTERM_ITERATIONS changes the count (default 8).
+ * CDS_TEST_SEED replays a run; CDS_TEST_SIGTERM_ITERATIONS changes the count (default 6).
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
@@ -11,7 +11,7 @@ import { createDecisionGenerator, mulberry32, testSeed } from '../helpers/decisi
 import { cleanupTempDirs, makeTempDir, startServer } from '../helpers/server.ts';
 import { checkByGet, checkByQuery, isShuttingDown, Ledger, median, startPublishers } from './load.ts';
 
-const ITERATIONS = Number(process.env['CDS_TEST_SIGTERM_ITERATIONS'] ?? 8);
+const ITERATIONS = Number(process.env['CDS_TEST_SIGTERM_ITERATIONS'] ?? 6);
 const CONCURRENCY = 128;
 const SERVER_ENV = { CDS_RATE_REQUESTS_PER_SECOND: '1000000', CDS_LOG_LEVEL: 'warn' };
 
@@ -35,7 +35,7 @@ async function readinessDrop(url: string, exited: () => boolean): Promise<number
 
 test(
   'SIGTERM under load drains: acknowledged kept, the rest refused retriably, exit 0',
-  { timeout: 120_000 },
+  { timeout: 240_000 },
   async (t) => {
     const seed = testSeed('sigterm');
     const rand = mulberry32(seed);
@@ -58,6 +58,7 @@ test(
         });
         await sleep(100 + Math.floor(rand() * 1400));
         const inFlightAtSignal = pubs.inFlight();
+        const signalAt = pubs.elapsed();
         let gone = false;
         const t0 = performance.now();
         const exit = server.stop('SIGTERM').then((e) => {
@@ -75,8 +76,10 @@ test(
         assert.ok(Number.isFinite(notReadyMs), `/readyz stayed 200 for 5 s after SIGTERM; ${where(i)}`);
         let refused503 = 0;
         let network = 0;
+        let networkSentBefore = 0;
         for (const r of records) {
           if (r.outcome.kind === 'network') network++;
+          if (r.outcome.kind === 'network' && r.sentAt < signalAt) networkSentBefore++;
           if (r.outcome.kind !== 'http') continue;
           const o = r.outcome;
           if (o.status === 503 && isShuttingDown(o.body) && o.retryAfter !== null) refused503++;
@@ -92,7 +95,7 @@ test(
         t.diagnostic(
           `#${i} SIGTERM with ${inFlightAtSignal} in flight; not ready after ${notReadyMs.toFixed(0)} ms, ` +
             `exit after ${drainMs[drainMs.length - 1]!.toFixed(0)} ms; acked ${got.acked}, 503 ${refused503}, ` +
-            `network errors ${network} (stored anyway ${got.unackedPresent}); restart ${server.startMs.toFixed(0)} ms; ` +
+            `network errors ${network} (${networkSentBefore} sent before the signal; stored anyway ${got.unackedPresent}); restart ${server.startMs.toFixed(0)} ms; ` +
             `query lists ${listed}`,
         );
         assert.ok(
