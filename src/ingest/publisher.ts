@@ -405,10 +405,32 @@ export class Publisher {
     return { stored: toStored(rec, this.log.epoch), revisions };
   }
 
-  /** Reads the stored decisions of index entries, in the given order (trimmed ones are left out). */
+  /**
+   * Reads the stored decisions of index entries, in the given order (trimmed ones are left out).
+   * Runs of consecutive offsets are read with one range read, so an unfiltered page costs a few reads.
+   */
   async load(entries: readonly DecisionIndexEntry[]): Promise<StoredDecision[]> {
-    const recs = await Promise.all(entries.map((e) => this.log.readOne(e.partition, e.offset)));
-    return recs.filter((r): r is LogRecord => r !== undefined).map((r) => toStored(r, this.log.epoch));
+    const byPos = new Map<string, LogRecord>();
+    const sorted = [...entries].sort((a, b) => a.partition - b.partition || a.offset - b.offset);
+    const runs: { partition: number; from: number; count: number }[] = [];
+    for (const e of sorted) {
+      const last = runs[runs.length - 1];
+      if (last && last.partition === e.partition && last.from + last.count === e.offset) last.count++;
+      else if (!last || last.partition !== e.partition || last.from + last.count - 1 !== e.offset)
+        runs.push({ partition: e.partition, from: e.offset, count: 1 });
+    }
+    await Promise.all(
+      runs.map(async (r) => {
+        const recs = await this.log.read(r.partition, r.from, r.count);
+        for (const rec of recs) byPos.set(`${rec.partition}:${rec.offset}`, rec);
+      }),
+    );
+    const out: StoredDecision[] = [];
+    for (const e of entries) {
+      const rec = byPos.get(`${e.partition}:${e.offset}`);
+      if (rec !== undefined) out.push(toStored(rec, this.log.epoch));
+    }
+    return out;
   }
 }
 

@@ -48,7 +48,8 @@ describe('REST query', () => {
     }
     for (const d of published.slice(0, 40))
       amended.push({ ...d, revision: 2, attributes: { ...d.attributes, amended: true } });
-    assert.equal((await t.request('POST', '/v1/decisions', { body: amended })).status, 200);
+    const am = await t.request('POST', '/v1/decisions', { body: amended });
+    assert.equal(am.status, 200, JSON.stringify(am.body));
   });
   after(() => t.close());
 
