@@ -267,7 +267,7 @@ export function buildQuery(
     SELECT w.*, row_number() OVER (ORDER BY ${orderBy}) AS rn FROM (
       SELECT ${COLUMNS} FROM cds_decisions ${where} ORDER BY ${orderBy} LIMIT ${p(scanLimit)}
     ) w
-  ) s OFFSET 0
+  ) s
 ) x WHERE x.hit OR x.rn = ${p(scanLimit)}
 ORDER BY ${orderBy} LIMIT ${p(limit + 1)}`;
   return { sql, params };
