@@ -306,19 +306,27 @@ function killGroup(pid: number, signal: NodeJS.Signals): void {
 // Runs detached beside the JVM: when the process that started the broker disappears (even by
 // SIGKILL), it stops the JVM's process group and removes the data directory.
 const WATCHDOG = `
+const fs = require('node:fs');
 const [parent, jvm, dir] = process.argv.slice(1).map((a, i) => (i < 2 ? Number(a) : a));
-const alive = (p) => { try { process.kill(p, 0); return true; } catch { return false; } };
+const alive = (p) => {
+  try { process.kill(p, 0); } catch { return false; }
+  try { return !/^\\d+ \\(.*\\) Z/.test(fs.readFileSync('/proc/' + p + '/stat', 'utf8')); } catch { return true; }
+};
+const cleanUp = () => { if (dir) fs.rmSync(dir, { recursive: true, force: true }); };
 const timer = setInterval(() => {
-  if (!alive(jvm)) { clearInterval(timer); return; }
-  if (alive(parent)) return;
+  if (alive(parent)) {
+    if (!alive(jvm)) clearInterval(timer); // stopped by its owner, who removes the directory
+    return;
+  }
   clearInterval(timer);
+  if (!alive(jvm)) return cleanUp();
   try { process.kill(-jvm, 'SIGTERM'); } catch {}
   const deadline = Date.now() + ${STOP_GRACE_MS};
   const wait = setInterval(() => {
     if (alive(jvm) && Date.now() < deadline) return;
     clearInterval(wait);
     try { process.kill(-jvm, 'SIGKILL'); } catch {}
-    if (dir) setTimeout(() => require('node:fs').rmSync(dir, { recursive: true, force: true }), 500);
+    setTimeout(cleanUp, 500);
   }, 250);
 }, 1000);
 `;

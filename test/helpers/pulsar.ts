@@ -1,0 +1,74 @@
+// A real Apache Pulsar standalone broker for integration tests, one per test process.
+// Outside CI a machine without Java or Maven (or without the broker's jars) skips Pulsar tests
+// with a reason; in CI (env CI set) that is an error, since a skipped test there hides a gap.
+// PULSAR_TEST_WEB_SERVICE_URL and PULSAR_TEST_BROKER_SERVICE_URL point tests at a running broker instead.
+import { isDeepStrictEqual } from 'node:util';
+import { launchPulsar, PulsarUnavailableError } from '../../scripts/pulsar/launcher.ts';
+import type { LaunchOptions, PulsarBroker } from '../../scripts/pulsar/launcher.ts';
+
+/** Options of {@link startPulsar}; only the first call in a process starts the broker with them. */
+export type StartPulsarOptions = Omit<LaunchOptions, 'log' | 'keepData'>;
+
+/** A broker the tests may use. `stop()` releases it; the shared broker itself stops at process exit. */
+export interface TestPulsar {
+  webServiceUrl: string;
+  brokerServiceUrl: string;
+  /** Time this process waited for the broker to start (0 when it was already running). */
+  startMs: number;
+  /** The broker's log file, for diagnostics (undefined for an external broker). */
+  logFile?: string;
+  stop(): Promise<void>;
+}
+
+/** The broker could not be had outside CI; the test should call `t.skip(skipped)`. */
+export interface SkippedPulsar {
+  skipped: string;
+}
+
+let shared: { opts: StartPulsarOptions; broker: Promise<PulsarBroker> } | undefined;
+
+/**
+ * Returns the process's shared broker, starting it on first use (free ports on 127.0.0.1,
+ * fresh data directory, killed with its process group when this process exits).
+ * @throws when the broker cannot be had and env CI is set, or when it fails to start.
+ */
+export async function startPulsar(opts: StartPulsarOptions = {}): Promise<TestPulsar | SkippedPulsar> {
+  const webServiceUrl = process.env.PULSAR_TEST_WEB_SERVICE_URL;
+  const brokerServiceUrl = process.env.PULSAR_TEST_BROKER_SERVICE_URL;
+  if (webServiceUrl && brokerServiceUrl) {
+    return { webServiceUrl, brokerServiceUrl, startMs: 0, stop: async () => {} };
+  }
+  if (shared && !isDeepStrictEqual(shared.opts, opts)) {
+    throw new Error(
+      'startPulsar: the shared broker was started with other options; use launchPulsar() for a separate one',
+    );
+  }
+  const first = shared === undefined;
+  const started = performance.now();
+  shared ??= {
+    opts,
+    broker: launchPulsar({ ...opts, log: (m) => console.error(`[pulsar] ${m}`) }),
+  };
+  let broker: PulsarBroker;
+  try {
+    broker = await shared.broker;
+  } catch (err) {
+    shared = undefined;
+    if (err instanceof PulsarUnavailableError && !process.env.CI)
+      return { skipped: `Pulsar unavailable: ${err.message}` };
+    throw err;
+  }
+  const waited = first ? broker.startMs : Math.round(performance.now() - started);
+  return {
+    webServiceUrl: broker.webServiceUrl,
+    brokerServiceUrl: broker.brokerServiceUrl,
+    startMs: waited,
+    logFile: broker.logFile,
+    stop: async () => {},
+  };
+}
+
+/** Type guard: the broker was skipped. */
+export function isSkipped(p: TestPulsar | SkippedPulsar): p is SkippedPulsar {
+  return 'skipped' in p;
+}
