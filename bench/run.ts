@@ -8,6 +8,7 @@
  * until a run is not sustained and bisects towards the highest rate that holds.
  */
 import { randomBytes } from 'node:crypto';
+import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { REPO_ROOT, startServer, type ServerHandle } from '../test/helpers/server.ts';
 import { parseArgs, USAGE, type CliArgs } from './lib/args.ts';
@@ -108,8 +109,10 @@ async function runOnce(workload: Workload, opts: BenchOptions, args: CliArgs): P
     return result;
   } catch (err) {
     if (server !== undefined) {
-      process.stderr.write(`--- service stderr tail ---\n${server.stderrTail()}\n`);
+      process.stderr.write(`--- service stderr tail (${server.stderrFile}) ---\n${server.stderrTail()}\n`);
       await server.kill();
+      // The data directory can be large; the log is kept for diagnosis.
+      rmSync(server.dataDir, { recursive: true, force: true });
     }
     throw err;
   } finally {

@@ -1,6 +1,6 @@
 /** The facts about where a benchmark ran, recorded with every result. */
 import { execFileSync } from 'node:child_process';
-import { cpus, totalmem, release } from 'node:os';
+import { cpus, loadavg, totalmem, release } from 'node:os';
 
 /** The machine a result was measured on. */
 export interface MachineInfo {
@@ -9,6 +9,8 @@ export interface MachineInfo {
   readonly memoryMb: number;
   readonly node: string;
   readonly kernel: string;
+  /** 1, 5 and 15 minute load averages when the result was written: other work on a shared machine. */
+  readonly loadAvg: readonly number[];
 }
 
 /** Describes this machine. */
@@ -20,6 +22,7 @@ export function machineInfo(): MachineInfo {
     memoryMb: Math.round(totalmem() / 2 ** 20),
     node: process.version,
     kernel: release(),
+    loadAvg: loadavg().map((l) => Math.round(l * 100) / 100),
   };
 }
 

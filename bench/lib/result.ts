@@ -33,7 +33,10 @@ export interface BenchResult {
 /** The share of the offered rate every window must reach. */
 export const SUSTAINED_RATIO = 0.99;
 
-/** Is the run sustained: all windows >= 99% of offered, no loss, no failed request? */
+/**
+ * Is the run sustained: all windows >= 99% of offered, no loss, no failed request? An unverified
+ * run (lost null) is judged on its rates and errors alone.
+ */
 export function isSustained(r: Pick<BenchResult, 'windows' | 'lost' | 'errors'>): boolean {
   return (
     r.windows.length > 0 &&

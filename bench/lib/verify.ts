@@ -36,9 +36,14 @@ export async function countStored(
   for (;;) {
     const params = new URLSearchParams({ limit: String(pageSize) });
     if (cursor !== null) params.set('cursor', cursor);
-    const res = await fetch(`${url}/v1/decisions?${params.toString()}`, {
-      headers: { authorization: `Bearer ${key}` },
-    });
+    const get = () =>
+      fetch(`${url}/v1/decisions?${params.toString()}`, { headers: { authorization: `Bearer ${key}` } });
+    let res = await get();
+    for (let attempt = 1; res.status >= 500 && attempt <= 3; attempt++) {
+      await res.arrayBuffer();
+      await new Promise((r) => setTimeout(r, 200 * attempt));
+      res = await get();
+    }
     if (res.status === 400 && cursor === null && pageSize > 100) {
       await res.arrayBuffer();
       pageSize = 100; // the service caps the page size lower
