@@ -20,14 +20,9 @@ import { call, clientOptions, HttpError } from './client.ts';
 import { openInput, publishLines } from './publish.ts';
 import { serve } from './serve.ts';
 import { verifyAuditOffline } from './verify-audit.ts';
+import type { CliIo } from './io.ts';
 
-/** What the command was given. */
-export interface CliIo {
-  readonly argv: readonly string[];
-  readonly env: Record<string, string | undefined>;
-  readonly stdout: (line: string) => void;
-  readonly stderr: (line: string) => void;
-}
+export type { CliIo } from './io.ts';
 
 const QUERY_FLAGS = [
   'portfolioId',

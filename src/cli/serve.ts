@@ -1,7 +1,7 @@
 /** `cds serve`: build the app, listen, print the start line, shut down gracefully on SIGTERM/SIGINT. */
 import { buildApp } from '../app.ts';
 import type { Config } from '../config/index.ts';
-import type { CliIo } from './index.ts';
+import type { CliIo } from './io.ts';
 
 /** Runs the service until a signal; resolves with the exit code. */
 export async function serve(config: Config, io: CliIo): Promise<number> {

@@ -3,38 +3,18 @@
  * so that tests inject requests without sockets. Every /v1 request is authenticated, rate limited and
  * scope-checked; every error is answered in the registry's shape.
  */
-import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyRequest } from 'fastify';
+import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { AppContext } from '../../app-context.ts';
 import { CdsError } from '../../errors/index.ts';
-import { Authenticator, isGlobalAdmin, type AuthContext } from '../../security/index.ts';
+import { Authenticator, type AuthContext } from '../../security/index.ts';
 import { errorHandler, sendError } from './errors.ts';
 import { registerDecisionRoutes } from './routes/decisions.ts';
 import { registerAdminRoutes } from './routes/admin.ts';
 import { registerOpsRoutes } from './routes/ops.ts';
 import { openApiDocument } from './openapi.ts';
 
-declare module 'fastify' {
-  interface FastifyRequest {
-    /** The authenticated caller (set for every /v1 route). */
-    principal?: AuthContext;
-  }
-}
-
 /** Routes that need no credentials. */
 const PUBLIC = new Set(['/healthz', '/readyz', '/metrics', '/openapi.json', '/v1/schemas/decision.json']);
-
-/** The authenticated caller of a /v1 request. */
-export function callerOf(req: FastifyRequest): AuthContext {
-  if (req.principal === undefined) throw new CdsError('UNAUTHENTICATED', 'no credentials');
-  return req.principal;
-}
-
-/** Throws FORBIDDEN unless the caller holds `admin:>`; the denial is audited by the error hook. */
-export function requireGlobalAdmin(req: FastifyRequest): AuthContext {
-  const p = callerOf(req);
-  if (!isGlobalAdmin(p.grants)) throw new CdsError('FORBIDDEN', 'this endpoint needs the scope admin:>');
-  return p;
-}
 
 /** Builds the REST server (not listening). */
 export async function buildRestServer(ctx: AppContext): Promise<FastifyInstance> {

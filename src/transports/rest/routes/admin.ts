@@ -3,7 +3,7 @@ import type { FastifyInstance } from 'fastify';
 import type { AppContext } from '../../../app-context.ts';
 import { CdsError } from '../../../errors/index.ts';
 import { checkNewKey } from '../../../security/index.ts';
-import { requireGlobalAdmin } from '../server.ts';
+import { requireGlobalAdmin } from '../caller.ts';
 
 function intParam(q: Record<string, unknown>, name: string, min: number, max: number, dflt: number): number {
   const v = q[name];

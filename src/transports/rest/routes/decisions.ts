@@ -5,7 +5,7 @@ import { CdsError } from '../../../errors/index.ts';
 import type { StoredDecision } from '../../../ingest/record.ts';
 import { allows, isGlobalAdmin, type AuthContext } from '../../../security/index.ts';
 import { CursorCodec, fingerprint, parseDecisionQuery } from '../query-params.ts';
-import { callerOf } from '../server.ts';
+import { callerOf } from '../caller.ts';
 
 const ID = /^[A-Za-z0-9][A-Za-z0-9._:/-]{0,127}$/;
 /** How long a query waits for acknowledged decisions to reach the index (read-your-writes). */

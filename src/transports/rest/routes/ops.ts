@@ -4,7 +4,7 @@ import type { AppContext } from '../../../app-context.ts';
 import { DecisionSchema } from '../../../domain/decision.ts';
 import { CdsError } from '../../../errors/index.ts';
 import { openApiDocument } from '../openapi.ts';
-import { callerOf } from '../server.ts';
+import { callerOf } from '../caller.ts';
 
 /** Registers /healthz, /readyz, /metrics, /v1/status and the decision schema. */
 export function registerOpsRoutes(app: FastifyInstance, ctx: AppContext): void {
