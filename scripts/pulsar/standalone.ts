@@ -3,13 +3,21 @@
 // Progress goes to stderr; stdout gets one JSON line once the broker answers, e.g.
 //   {"event":"ready","webServiceUrl":"http://127.0.0.1:PORT","brokerServiceUrl":"pulsar://127.0.0.1:PORT"}
 // SIGINT or SIGTERM stops the JVM and removes its temporary directory.
-import { launchPulsar, PulsarUnavailableError } from './launcher.ts';
+// With --resolve-only it only resolves the jars (for CI, before the tests) and prints
+//   {"event":"resolved","version":"4.0.8","source":"distribution","resolveMs":N}
+import { launchPulsar, PulsarUnavailableError, resolvePulsar } from './launcher.ts';
 
 const log = (message: string): void => {
   process.stderr.write(`[pulsar] ${message}\n`);
 };
 
 async function main(): Promise<number> {
+  if (process.argv.includes('--resolve-only')) {
+    const r = await resolvePulsar({ log });
+    const line = { event: 'resolved', version: r.version, source: r.source, resolveMs: r.resolveMs };
+    process.stdout.write(`${JSON.stringify(line)}\n`);
+    return 0;
+  }
   const keepData = process.argv.includes('--keep-data');
   const broker = await launchPulsar({ log, keepData });
   log(
