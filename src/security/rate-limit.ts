@@ -10,7 +10,7 @@ export class TokenBucket {
 
   constructor(
     private readonly ratePerSecond: number,
-    private readonly capacity: number = ratePerSecond,
+    private readonly capacity: number = Math.max(1, ratePerSecond),
     now: number = performance.now(),
   ) {
     this.tokens = capacity;
