@@ -5,6 +5,7 @@
  */
 import { Environment, type ASTNode } from '@marcbachmann/cel-js';
 import { validationError, type FieldError } from '../errors/index.ts';
+import { compileFast } from './cel-fast.ts';
 
 /** A field error of an expression, with where in the source it is (offset 0-based, line and column 1-based). */
 export interface ExpressionFieldError extends FieldError {
@@ -31,6 +32,12 @@ export interface CompiledCel {
   matches(ctx: CelContext): boolean;
   /** The outcome with the reason of an error (for explain). */
   evaluate(ctx: CelContext): CelOutcome;
+  /** `matches` given the decision itself (the hot path: no context object unless cel-js must run). */
+  holds(decision: unknown): boolean;
+  /** `evaluate` given the decision itself. */
+  outcome(decision: unknown): CelOutcome;
+  /** Whether part of it runs as compiled JS before falling back to cel-js (cel-fast.ts). */
+  readonly fast: boolean;
   /** Evaluations of this expression that failed, since it was compiled. */
   readonly errorCount: number;
 }
@@ -132,39 +139,60 @@ export function compileCel(source: string, path = ''): CompiledCel {
 
 function wrap(source: string, program: ReturnType<Environment['parse']>): CompiledCel {
   let errors = 0;
+  const fast = compileFast(program.ast);
+  const slowMatches = (ctx: CelContext): boolean => {
+    try {
+      const v: unknown = program(ctx);
+      if (v === true) return true;
+      if (v !== false) {
+        errors++;
+        totalErrors++;
+      }
+      return false;
+    } catch {
+      errors++;
+      totalErrors++;
+      return false;
+    }
+  };
+  const slowEvaluate = (ctx: CelContext): CelOutcome => {
+    try {
+      const v: unknown = program(ctx);
+      if (typeof v === 'boolean') return v;
+      errors++;
+      totalErrors++;
+      return { error: `the expression gave ${typeof v}, not bool` };
+    } catch (e) {
+      errors++;
+      totalErrors++;
+      return { error: summaryOf(e) };
+    }
+  };
+  // The fast closure answers or says "unknown"; cel-js decides (and counts errors) only then.
+  if (fast === undefined) {
+    return {
+      source,
+      ast: program.ast,
+      fast: false,
+      get errorCount() {
+        return errors;
+      },
+      matches: slowMatches,
+      evaluate: slowEvaluate,
+      holds: (decision) => slowMatches({ decision }),
+      outcome: (decision) => slowEvaluate({ decision }),
+    };
+  }
   return {
     source,
     ast: program.ast,
+    fast: true,
     get errorCount() {
       return errors;
     },
-    matches(ctx: CelContext): boolean {
-      try {
-        const v: unknown = program(ctx);
-        if (v === true) return true;
-        if (v !== false) {
-          errors++;
-          totalErrors++;
-        }
-        return false;
-      } catch {
-        errors++;
-        totalErrors++;
-        return false;
-      }
-    },
-    evaluate(ctx: CelContext): CelOutcome {
-      try {
-        const v: unknown = program(ctx);
-        if (typeof v === 'boolean') return v;
-        errors++;
-        totalErrors++;
-        return { error: `the expression gave ${typeof v}, not bool` };
-      } catch (e) {
-        errors++;
-        totalErrors++;
-        return { error: summaryOf(e) };
-      }
-    },
+    matches: (ctx) => fast(ctx.decision) ?? slowMatches(ctx),
+    evaluate: (ctx) => fast(ctx.decision) ?? slowEvaluate(ctx),
+    holds: (decision) => fast(decision) ?? slowMatches({ decision }),
+    outcome: (decision) => fast(decision) ?? slowEvaluate({ decision }),
   };
 }
