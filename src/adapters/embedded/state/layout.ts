@@ -267,6 +267,22 @@ function compareAt(a: ArrayLike<number>, i: number, b: ArrayLike<number>, j: num
   );
 }
 
+/** Several batches as one, in order (for the writer's group commit). */
+export function concatColumns(parts: readonly EntryColumns[]): EntryColumns {
+  const n = parts.reduce((x, c) => x + c.n, 0);
+  const nums = new Float64Array(n * 5);
+  const strs: string[] = [];
+  const topics: string[][] = [];
+  let at = 0;
+  for (const c of parts) {
+    nums.set(c.nums, at);
+    at += c.nums.length;
+    for (const s of c.strs) strs.push(s);
+    for (const t of c.topics) topics.push(t);
+  }
+  return { n, nums, strs, topics };
+}
+
 /** Whether a flat ref list holds `revision`. */
 export function hasRevision(refs: readonly number[], revision: number): boolean {
   for (let i = 0; i < refs.length; i += 4) if (refs[i] === revision) return true;

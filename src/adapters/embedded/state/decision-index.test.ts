@@ -1,0 +1,71 @@
+import assert from 'node:assert/strict';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import type { DecisionIndexEntry } from '../../../state/port.ts';
+import { LmdbStateStore } from './lmdb-state-store.ts';
+
+function entry(i: number, over: Partial<DecisionIndexEntry> = {}): DecisionIndexEntry {
+  return {
+    decisionId: `d-${i}`,
+    revision: 1,
+    partition: i % 4,
+    offset: i,
+    receivedAt: 1_700_000_000_000 + i * 7,
+    portfolioId: `pf-${i % 10}`,
+    strategyId: 'st',
+    symbol: `S${i % 30}`,
+    assetClass: i % 2 === 0 ? 'equity' : 'fx',
+    type: 'trade',
+    verdict: 'approved',
+    priority: i % 10,
+    topics: [`decisions.x.pf-${i % 10}`],
+    ...over,
+  };
+}
+
+test('LmdbStateStore keeps its environment under <dataDir>/state/', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'cds-state-'));
+  const store = await LmdbStateStore.open(dir);
+  await store.close();
+  assert.ok(existsSync(join(dir, 'state', 'data.mdb')));
+  rmSync(dir, { recursive: true, force: true });
+});
+
+test('concurrent add() calls (group-committed by the writer) each resolve, deduplicate across batches and keep the last checkpoint', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'cds-state-'));
+  const store = await LmdbStateStore.open(dir);
+  try {
+    const batches = Array.from({ length: 20 }, (_, b) =>
+      Array.from({ length: 50 }, (_, i) => entry(b * 50 + i)),
+    );
+    // The same decision revision in two concurrent batches is indexed once (the first one wins).
+    const dup = entry(0, { offset: 99_999, receivedAt: 1 });
+    await Promise.all([
+      ...batches.map((b, k) => store.decisions.add(b, { 0: (k + 1) * 10 })),
+      store.decisions.add([dup], { 1: 5 }),
+    ]);
+    assert.deepEqual(await store.decisions.counts(), { revisions: 1000, decisions: 1000 });
+    assert.deepEqual(await store.decisions.checkpoint(), { 0: 200, 1: 5 });
+    assert.deepEqual(await store.decisions.get('d-0'), entry(0));
+    const page = await store.decisions.query(
+      { portfolioId: 'pf-3', assetClass: 'fx' },
+      { limit: 1000, order: 'desc' },
+    );
+    assert.equal(page.entries.length, 100);
+    assert.equal(page.next, undefined);
+    assert.ok(page.entries.every((e) => e.portfolioId === 'pf-3' && e.assetClass === 'fx'));
+  } finally {
+    await store.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('add() after close() rejects with SHUTTING_DOWN', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'cds-state-'));
+  const store = await LmdbStateStore.open(dir);
+  await store.close();
+  await assert.rejects(store.decisions.add([entry(1)], {}), { code: 'SHUTTING_DOWN' });
+  rmSync(dir, { recursive: true, force: true });
+});
