@@ -163,7 +163,8 @@ function run(bins: Binaries, cmd: string, args: string[]): void {
 }
 
 async function startServer(bins: Binaries): Promise<Server> {
-  const dir = mkdtempSync(join(tmpdir(), 'cds-pg-'));
+  // As root, under /tmp: a private TMPDIR (say /root/tmp) would not be reachable by the server's account.
+  const dir = mkdtempSync(join(bins.runAs === undefined ? tmpdir() : '/tmp', 'cds-pg-'));
   const data = join(dir, 'data');
   if (bins.runAs !== undefined) chownSync(dir, bins.runAs.uid, bins.runAs.gid);
   const cleanupDir = () => rmSync(dir, { recursive: true, force: true });
