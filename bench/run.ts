@@ -14,7 +14,7 @@ import { REPO_ROOT, startServer, type ServerHandle } from '../test/helpers/serve
 import { parseArgs, USAGE, type CliArgs } from './lib/args.ts';
 import { gitCommit, machineInfo } from './lib/machine.ts';
 import { cpuBetween, cpuTimes, memoryMb, type CpuTimes, type CpuUse } from './lib/proc.ts';
-import { formatTable, isSustained, writeResult, type BenchResult } from './lib/result.ts';
+import { formatTable, isSustained, SUSTAINED_RULE, writeResult, type BenchResult } from './lib/result.ts';
 import type { BenchOptions, Workload } from './lib/workload.ts';
 import { ingest } from './workloads/ingest.ts';
 
@@ -82,7 +82,7 @@ async function runOnce(workload: Workload, opts: BenchOptions, args: CliArgs): P
     };
     const result: BenchResult = {
       ...partial,
-      sustained: isSustained(partial),
+      sustained: isSustained(partial, opts.batch),
       cpu: { service: serviceCpu, generator: outcome.generator.cpu },
       peakRssMb: {
         service: pid === undefined ? null : Math.round(peakRss * 10) / 10,
@@ -95,6 +95,7 @@ async function runOnce(workload: Workload, opts: BenchOptions, args: CliArgs): P
         ...opts,
         service: args.url === undefined ? { started: true, env } : { started: false, url: args.url },
         latencyFrom: 'intended send time (open loop, coordinated omission corrected)',
+        sustainedRule: SUSTAINED_RULE,
       },
       commit,
       dirty,

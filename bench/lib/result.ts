@@ -33,14 +33,24 @@ export interface BenchResult {
 /** The share of the offered rate every window must reach. */
 export const SUSTAINED_RATIO = 0.99;
 
+/** How {@link isSustained} judges, recorded in every result. */
+export const SUSTAINED_RULE =
+  'every window acknowledged >= 99% of the decisions offered in it, less one request (the unit acknowledgements ' +
+  'come in), the whole run >= 99% of the offered rate, no failed request, nothing lost';
+
 /**
- * Is the run sustained: all windows >= 99% of offered, no loss, no failed request? An unverified
- * run (lost null) is judged on its rates and errors alone.
+ * Is the run sustained (see {@link SUSTAINED_RULE})? Acknowledgements arrive a request (`batch`
+ * decisions) at a time, so a window cannot be judged finer than one request. An unverified run
+ * (lost null) is judged on its rates and errors alone.
  */
-export function isSustained(r: Pick<BenchResult, 'windows' | 'lost' | 'errors'>): boolean {
+export function isSustained(
+  r: Pick<BenchResult, 'windows' | 'lost' | 'errors' | 'offeredRate' | 'achievedRate'>,
+  batch: number,
+): boolean {
   return (
     r.windows.length > 0 &&
-    r.windows.every((w) => w.ratio >= SUSTAINED_RATIO) &&
+    r.windows.every((w) => w.acknowledged >= SUSTAINED_RATIO * w.offered - batch) &&
+    r.achievedRate >= SUSTAINED_RATIO * r.offeredRate &&
     (r.lost ?? 0) === 0 &&
     Object.keys(r.errors).length === 0
   );
