@@ -1,6 +1,6 @@
 /**
  * Decision-index benchmark of the embedded StateStore (`npx tsx bench/state-index.ts [--entries N]
- * [--runs R] [--inflight K]`): entries/s that `add()` sustains with batches of 1,000 realistic entries,
+ * [--runs R] [--inflight K] [--batch B]`): entries/s that `add()` sustains with batches of 1,000 realistic entries,
  * the CPU per entry of the main thread and of the whole process (main + index writer), `revisions()` look-ups/s, first-page query times filtered
  * by portfolioId and by assetClass, and disk bytes per indexed entry. Each run uses a fresh data
  * directory; the summary gives the median of the runs.
@@ -18,12 +18,13 @@ const { values: args } = parseArgs({
     entries: { type: 'string', default: '300000' },
     runs: { type: 'string', default: '3' },
     inflight: { type: 'string', default: '2' },
+    batch: { type: 'string', default: '1000' },
   },
 });
 const ENTRIES = Number(args.entries);
 const RUNS = Number(args.runs);
 const INFLIGHT = Number(args.inflight);
-const BATCH = 1000;
+const BATCH = Number(args.batch);
 const PARTITIONS = 8;
 const ASSET_CLASSES = ['equity', 'fx', 'rates', 'credit', 'commodity'];
 const TYPES = ['trade', 'trade', 'trade', 'rebalance', 'hedge', 'cancel'];
