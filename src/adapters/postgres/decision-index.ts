@@ -1,8 +1,9 @@
 /**
  * The decision index on PostgreSQL: one row per stored revision in `cds_decisions` (see
  * migrations/0001_state.sql). `add()` is one statement (hence one transaction, one round trip): the
- * entries go in through `unnest` of column arrays with ON CONFLICT DO NOTHING, and the per-partition
- * checkpoints move forward only, with GREATEST.
+ * batch travels as one JSON parameter expanded by `jsonb_to_recordset` (measured a little faster, and
+ * cheaper for the client, than `unnest` of 13 column arrays) and goes in with ON CONFLICT DO NOTHING;
+ * the per-partition checkpoints move forward only, with GREATEST.
  *
  * A query walks one ordered index range: the (field, receivedAt, partition, offset) index of the
  * first given field among portfolioId, symbol and strategyId, else the time index. At most
@@ -24,9 +25,6 @@ import { topicPatternRegex } from './topic-regex.ts';
 
 /** Rows a query examines before it returns a partial page, unless the caller says otherwise. */
 export const DEFAULT_SCAN_LIMIT = 10_000;
-
-/** Topics of one entry travel as one string joined by this (a character no valid topic holds). */
-const TOPIC_SEP = '\u001f';
 
 /** Equality filters with their column, in the order they are preferred as the index to walk. */
 const EQUALITY: readonly [keyof DecisionQuery & string, string, boolean][] = [
@@ -59,15 +57,16 @@ interface Row {
 
 const ADD_SQL = `WITH ins AS (
   INSERT INTO cds_decisions (${COLUMNS})
-  SELECT d, r, p, o, t, pf, st, sy, ac, ty, ve, pr, string_to_array(tp, E'\\x1f')
-  FROM unnest($1::text[], $2::int[], $3::int[], $4::bigint[], $5::bigint[], $6::text[], $7::text[],
-              $8::text[], $9::text[], $10::text[], $11::text[], $12::smallint[], $13::text[])
-       AS u(d, r, p, o, t, pf, st, sy, ac, ty, ve, pr, tp)
+  SELECT "decisionId", revision, partition, "offset", "receivedAt", "portfolioId", "strategyId", symbol,
+         "assetClass", type, verdict, priority, topics
+  FROM jsonb_to_recordset($1::jsonb) AS x("decisionId" text, revision integer, partition integer,
+       "offset" bigint, "receivedAt" bigint, "portfolioId" text, "strategyId" text, symbol text,
+       "assetClass" text, type text, verdict text, priority smallint, topics text[])
   ON CONFLICT (decision_id, revision) DO NOTHING
   RETURNING 1
 ), cp AS (
   INSERT INTO cds_decision_checkpoints (partition, next_offset)
-  SELECT * FROM unnest($14::int[], $15::bigint[])
+  SELECT * FROM unnest($2::int[], $3::bigint[])
   ON CONFLICT (partition) DO UPDATE
     SET next_offset = GREATEST(cds_decision_checkpoints.next_offset, EXCLUDED.next_offset)
   RETURNING 1
@@ -83,26 +82,6 @@ export class PostgresDecisionIndex implements DecisionIndex {
     through: Readonly<Record<number, number>>,
   ): Promise<void> {
     const n = entries.length;
-    const cols = Array.from({ length: 13 }, () => new Array<unknown>(n));
-    for (let i = 0; i < n; i++) {
-      const e = entries[i] as DecisionIndexEntry;
-      const v = [
-        e.decisionId,
-        e.revision,
-        e.partition,
-        e.offset,
-        e.receivedAt,
-        e.portfolioId,
-        e.strategyId,
-        e.symbol,
-        e.assetClass,
-        e.type,
-        e.verdict,
-        e.priority,
-        e.topics.join(TOPIC_SEP),
-      ];
-      for (let c = 0; c < 13; c++) (cols[c] as unknown[])[i] = v[c];
-    }
     // Ascending partitions: concurrent adds lock checkpoint rows in one order and cannot deadlock on them.
     const parts = Object.keys(through)
       .map(Number)
@@ -110,7 +89,7 @@ export class PostgresDecisionIndex implements DecisionIndex {
     const nexts = parts.map((p) => through[p] as number);
     if (n === 0 && parts.length === 0) return;
     try {
-      await this.pool.query(ADD_SQL, [...cols, parts, nexts]);
+      await this.pool.query(ADD_SQL, [JSON.stringify(entries), parts, nexts]);
     } catch (e) {
       throw mapPgError(e, `indexing ${n} decisions`);
     }
