@@ -1,10 +1,20 @@
 // Routing-stage rate on one core (DESIGN 9): rules + subscription matching per decision, with
-// indexable conditions and without. Run: npx tsx bench/routing.ts [seconds-per-case]
-import { compileRuleSet, SubscriptionMatcher, type RuleInput } from '../src/routing/index.ts';
+// indexable conditions and without. Run: npx tsx bench/routing.ts [seconds-per-run] [baseline-git-rev]
+// With a baseline revision (for example 38f331e, before the compiled conditions), that revision's
+// src/ is extracted to a temporary directory and both implementations run alternately in the same
+// process, so the ratio compares them under the same machine load.
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, symlinkSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import * as current from '../src/routing/index.ts';
+import type { RuleInput } from '../src/routing/index.ts';
 import { sampleDecision } from '../src/routing/test-fixtures.ts';
 import type { Decision } from '../src/domain/decision.ts';
 
 const SECONDS = Number(process.argv[2] ?? 1);
+const BASELINE = process.argv[3];
 const N = 1000;
 const CLASSES = ['equity', 'etf', 'option', 'future', 'fx'] as const;
 
@@ -50,8 +60,10 @@ function unindexedRules(): RuleInput[] {
   }));
 }
 
-function matcher(count: number): SubscriptionMatcher {
-  const m = new SubscriptionMatcher();
+type Routing = Pick<typeof current, 'compileRuleSet' | 'SubscriptionMatcher'>;
+
+function matcher(impl: Routing, count: number): current.SubscriptionMatcher {
+  const m = new impl.SubscriptionMatcher();
   for (let i = 0; i < count; i++) {
     m.add({
       id: `s${i}`,
@@ -83,46 +95,67 @@ function rate(pool: readonly Decision[], fn: (d: Decision) => number): number {
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] as number;
 const fmt = (x: number) => Math.round(x).toLocaleString('en-US');
 
+/** The routing module of git revision `rev`, extracted beside a link to this project's node_modules. */
+async function baseline(rev: string): Promise<Routing> {
+  const root = resolve(import.meta.dirname, '..');
+  const dir = mkdtempSync(join(tmpdir(), 'cds-routing-baseline-'));
+  const tar = execFileSync('git', ['-C', root, 'archive', rev, 'src'], { maxBuffer: 1 << 28 });
+  execFileSync('tar', ['-x', '-C', dir], { input: tar });
+  symlinkSync(join(root, 'node_modules'), join(dir, 'node_modules'));
+  return (await import(pathToFileURL(join(dir, 'src/routing/index.ts')).href)) as Routing;
+}
+
+type Case = [string, (d: Decision) => number];
+
+function cases(impl: Routing): Case[] {
+  const indexed = impl.compileRuleSet({ rules: indexedRules() });
+  const unindexed = impl.compileRuleSet({ rules: unindexedRules() });
+  const subs1000 = matcher(impl, 1000);
+  const subs10 = matcher(impl, 10);
+  return [
+    [
+      'route (1,000 indexed rules) + match (1,000 indexed subscriptions)',
+      (d) => {
+        const o = indexed.route(d, now);
+        return o.topics.length + subs1000.match(d, o.topics).length;
+      },
+    ],
+    ['route only, 1,000 indexed rules', (d) => indexed.route(d, now).topics.length],
+    ['match only, 1,000 indexed subscriptions', (d) => subs1000.match(d, ['decisions.equity.pf-1']).length],
+    ['match only, 10 indexed subscriptions', (d) => subs10.match(d, ['decisions.equity.pf-1']).length],
+    [
+      'route (1,000 rules, none indexable) + match (1,000 indexed subscriptions)',
+      (d) => {
+        const o = unindexed.route(d, now);
+        return o.topics.length + subs1000.match(d, o.topics).length;
+      },
+    ],
+  ];
+}
+
 const pool = decisions(10_000);
 const now = Date.now();
-const indexed = compileRuleSet({ rules: indexedRules() });
-const unindexed = compileRuleSet({ rules: unindexedRules() });
-const subs1000 = matcher(1000);
-const subs10 = matcher(10);
+const mine = cases(current);
+const theirs = BASELINE === undefined ? undefined : cases(await baseline(BASELINE));
 
-const cases: Array<[string, (d: Decision) => number, number]> = [
-  [
-    'route (1,000 indexed rules) + match (1,000 indexed subscriptions)',
-    (d) => {
-      const o = indexed.route(d, now);
-      return o.topics.length + subs1000.match(d, o.topics).length;
-    },
-    SECONDS,
-  ],
-  ['route only, 1,000 indexed rules', (d) => indexed.route(d, now).topics.length, SECONDS],
-  [
-    'match only, 1,000 indexed subscriptions',
-    (d) => subs1000.match(d, ['decisions.equity.pf-1']).length,
-    SECONDS,
-  ],
-  ['match only, 10 indexed subscriptions', (d) => subs10.match(d, ['decisions.equity.pf-1']).length, SECONDS],
-  [
-    'route (1,000 rules, none indexable) + match (1,000 indexed subscriptions)',
-    (d) => {
-      const o = unindexed.route(d, now);
-      return o.topics.length + subs1000.match(d, o.topics).length;
-    },
-    SECONDS,
-  ],
-];
-
-const sample = indexed.route(pool[0] as Decision, now);
+const sample = current.compileRuleSet({ rules: indexedRules() }).route(pool[0] as Decision, now);
 console.log(
-  `node ${process.version}; ${SECONDS}s per run; 3 runs per case; sample outcome topics ${JSON.stringify(sample.topics)}`,
+  `node ${process.version}; ${SECONDS}s per run; 3 runs per case${BASELINE === undefined ? '' : `, alternating with baseline ${BASELINE}`}; sample outcome topics ${JSON.stringify(sample.topics)}`,
 );
 const only = process.env.BENCH_CASE;
-for (const [name, fn] of cases) {
+for (let c = 0; c < mine.length; c++) {
+  const [name, fn] = mine[c] as Case;
   if (only !== undefined && !name.startsWith(only)) continue;
-  const runs = [rate(pool, fn), rate(pool, fn), rate(pool, fn)];
-  console.log(`${name}: median ${fmt(median(runs))}/s (runs ${runs.map(fmt).join(', ')})`);
+  const runs: number[] = [];
+  const base: number[] = [];
+  for (let k = 0; k < 3; k++) {
+    runs.push(rate(pool, fn));
+    if (theirs !== undefined) base.push(rate(pool, (theirs[c] as Case)[1]));
+  }
+  let line = `${name}: median ${fmt(median(runs))}/s (runs ${runs.map(fmt).join(', ')})`;
+  if (theirs !== undefined) {
+    const ratios = runs.map((x, k) => x / (base[k] as number));
+    line += `; baseline median ${fmt(median(base))}/s (runs ${base.map(fmt).join(', ')}); ratio median ${median(ratios).toFixed(1)}x (pairs ${ratios.map((x) => x.toFixed(1)).join(', ')})`;
+  }
+  console.log(line);
 }

@@ -142,12 +142,25 @@ function isDecimal(s: string): boolean {
 
 const isDigit = (c: number): boolean => c >= 48 && c <= 57;
 
+// The last string converted by double() and its value, shared by all conditions: many rules read the
+// same field of one decision (`double(decision.quantity) > N`), and a string's value never changes,
+// so the cache is exact whatever the caller does with its decisions.
+let lastText = '';
+let lastNumber: number | undefined;
+
+function doubleOfText(v: string): number | undefined {
+  if (v === lastText) return lastNumber;
+  const n = v.length <= 40 && isDecimal(v) ? Number(v) : undefined;
+  lastText = v;
+  lastNumber = n;
+  return n;
+}
+
 function doubleOfField(get: FieldGetter): NumberRead {
   return (d) => {
     const v = get(d);
     if (typeof v === 'number') return Number.isFinite(v) ? v : undefined;
-    if (typeof v === 'string' && v.length <= 40 && isDecimal(v)) return Number(v);
-    return undefined;
+    return typeof v === 'string' ? doubleOfText(v) : undefined;
   };
 }
 

@@ -121,6 +121,13 @@ test('randomized: match equals brute force over patterns and full filters', () =
     'decisions.etf.pf-2',
     '>',
     'alerts.>',
+    'decisions.*',
+    'decisions.*.*',
+    'decisions.*.*.*',
+    '*.equity.>',
+    'decisions.*.>',
+    '*.*.pf-1',
+    'decisions.equit.*',
   ];
   const m = new SubscriptionMatcher();
   const entries = Array.from({ length: 60 }, (_, i) => ({
@@ -139,6 +146,8 @@ test('randomized: match equals brute force over patterns and full filters', () =
     const ts = [
       `decisions.${dec.instrument.assetClass}.${dec.portfolioId}`,
       ...(r(3) === 0 ? ['alerts.a'] : []),
+      ...(r(4) === 0 ? [`decisions.${dec.instrument.assetClass}`] : []),
+      ...(r(4) === 0 ? [`decisions.equity.${dec.portfolioId}.x`] : []),
     ];
     const want = entries
       .filter((e) => e.patterns.some((p) => ts.some((t) => topicMatches(p, t))))

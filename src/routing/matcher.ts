@@ -77,7 +77,22 @@ function topicTest(pattern: string): TopicTest {
     const prefix = pattern.slice(0, -1); // 'a.b.' of 'a.b.>'; '' for '>' alone
     return (topic) => topic.length > prefix.length && topic.startsWith(prefix);
   }
-  return (topic) => tokensMatch(tokens, topic.split('.'));
+  return (topic) => tokensMatchAt(tokens, topic);
+}
+
+/** `tokensMatch` against the topic string itself, walking it token by token (no array per call). */
+function tokensMatchAt(p: readonly string[], topic: string): boolean {
+  let start = 0;
+  for (let i = 0; i < p.length; i++) {
+    if (start > topic.length) return false; // the topic has fewer tokens than the pattern
+    const pt = p[i] as string;
+    if (pt === '>') return true; // at least one token remains, since start <= topic.length
+    let end = topic.indexOf('.', start);
+    if (end < 0) end = topic.length;
+    if (pt !== '*' && (end - start !== pt.length || !topic.startsWith(pt, start))) return false;
+    start = end + 1;
+  }
+  return start > topic.length;
 }
 
 function anyTopicPasses(tests: readonly TopicTest[], topics: readonly string[]): boolean {
@@ -161,20 +176,18 @@ export class SubscriptionMatcher {
   /** Ids of the entries that take `decision` routed to `topics`: a pattern matches one topic and the filter holds. Each id once. */
   match(decision: unknown, topics: readonly string[]): string[] {
     const out: string[] = [];
-    const ctx = { decision };
     const found = this.#scratch;
-    found.length = 0;
-    this.#byTerm.collectInto(decision, found);
-    next: for (let i = 0; i < found.length; i++) {
+    const count = this.#byTerm.collectInto(decision, found);
+    next: for (let i = 0; i < count; i++) {
       const e = found[i] as Entry;
       if (!anyTopicPasses(e.topicTests, topics)) continue;
-      for (const t of e.otherTerms) if (!t.holds(decision)) continue next;
-      if (e.remainder === null || e.remainder.matches(ctx)) out.push(e.id);
+      const other = e.otherTerms;
+      for (let t = 0; t < other.length; t++) if (!(other[t] as CompiledTerm).holds(decision)) continue next;
+      if (e.remainder === null || e.remainder.holds(decision)) out.push(e.id);
     }
-    found.length = 0;
     if (this.#byPattern.size > 0) {
       for (const e of this.#byPattern.matchAny(topics)) {
-        if (e.remainder === null || e.remainder.matches(ctx)) out.push(e.id);
+        if (e.remainder === null || e.remainder.holds(decision)) out.push(e.id);
       }
     }
     return out;
@@ -197,7 +210,7 @@ export class SubscriptionMatcher {
         out.push({ id: e.id, taken: false, reason: 'term_not_matched', field: failed.field });
         continue;
       }
-      const r = e.remainder === null ? true : e.remainder.evaluate({ decision });
+      const r = e.remainder === null ? true : e.remainder.outcome(decision);
       if (r === true) out.push({ id: e.id, taken: true });
       else if (r === false) out.push({ id: e.id, taken: false, reason: 'remainder_false' });
       else out.push({ id: e.id, taken: false, reason: 'evaluation_error', error: r.error });

@@ -56,6 +56,33 @@ test('indexed and unindexed rules are evaluated in rule order', () => {
   assert.deepEqual(rs.route(d, NOW).matchedRules, ['u1', 'i1', 'u2', 'i2']);
 });
 
+test('many candidates from several indexed fields and unindexed rules come in rule order', () => {
+  // Candidates are collected field by field, so they arrive out of order; more than 16 of them
+  // takes the general sort, fewer the insertion sort.
+  for (const count of [12, 40]) {
+    const conditions = [
+      "decision.accountId == 'acc-1'",
+      "decision.portfolioId == 'pf-17'",
+      "decision.instrument.assetClass in ['equity']",
+      'decision.priority > 0',
+    ];
+    const rules = Array.from({ length: count }, (_, i) => ({
+      id: `r${i}`,
+      condition: conditions[(i * 7) % 4] as string,
+      topics: [`t.r${i}`],
+    }));
+    const out = compileRuleSet({ rules }).route(d, NOW);
+    assert.deepEqual(
+      out.matchedRules,
+      rules.map((r) => r.id),
+    );
+    assert.deepEqual(
+      out.topics,
+      rules.map((r) => `t.${r.id}`),
+    );
+  }
+});
+
 test('setPriority and setKey: the last matching rule wins', () => {
   const rs = compileRuleSet({
     rules: [

@@ -5,7 +5,6 @@
  */
 import { validationError, type FieldError } from '../errors/index.ts';
 import { topicErrors } from '../domain/topics.ts';
-import type { CelContext } from './cel.ts';
 import { tryAnalyseFilter, type AnalysedFilter } from './filter-analysis.ts';
 import { TermIndex, type CompiledTerm } from './term-index.ts';
 import { compileTemplate, templateErrors, type CompiledTemplate } from './template.ts';
@@ -286,6 +285,24 @@ export function compileRuleSet(input: RuleSetInput): CompiledRuleSet {
   return build(rules, compileTemplate(route), compileTemplate(DEFAULT_KEY));
 }
 
+/** Sorts the first `count` rule indexes in place (usually 0-3 candidates: insertion sort, no comparator calls). */
+function sortSmall(xs: number[], count: number): void {
+  if (count > 16) {
+    const head = xs.slice(0, count).sort((x, y) => x - y);
+    for (let i = 0; i < count; i++) xs[i] = head[i] as number;
+    return;
+  }
+  for (let i = 1; i < count; i++) {
+    const v = xs[i] as number;
+    let k = i - 1;
+    while (k >= 0 && (xs[k] as number) > v) {
+      xs[k + 1] = xs[k] as number;
+      k--;
+    }
+    xs[k + 1] = v;
+  }
+}
+
 function build(
   rules: readonly Rule[],
   defaultRoute: CompiledTemplate,
@@ -300,17 +317,11 @@ function build(
     Object.freeze(r);
   }
   Object.freeze(rules);
-  const candidates = (decision: unknown): number[] => {
-    const found: number[] = [];
-    index.collectInto(decision, found);
-    if (unindexed.length === 0) return found.length > 1 ? found.sort((x, y) => x - y) : found;
-    if (found.length === 0) return unindexed;
-    return found.concat(unindexed).sort((x, y) => x - y);
-  };
+  // Reused by every call of `route`, which runs to completion without re-entering itself.
+  const found: number[] = [];
 
   function route(decision: unknown, now: number = Date.now()): RouteOutcome {
     const defaultTopic = defaultRoute.render(decision);
-    const ctx: CelContext = { decision };
     const topics: string[] = [];
     const matchedRules: string[] = [];
     let errors: RouteError[] | undefined;
@@ -319,15 +330,31 @@ function build(
     let dropped = false;
     let quarantined: string | undefined;
     let holdMs: number | undefined;
-    const list = candidates(decision);
-    for (let n = 0; n < list.length; n++) {
-      const rule = rules[list[n] as number] as Rule;
+    const count = index.collectInto(decision, found);
+    sortSmall(found, count);
+    // Indexed candidates and unindexed rules, merged in rule order without building a list.
+    let i = 0;
+    let j = 0;
+    for (;;) {
+      const fi = i < count ? (found[i] as number) : Infinity;
+      const uj = j < unindexed.length ? (unindexed[j] as number) : Infinity;
+      if (fi === Infinity && uj === Infinity) break;
+      let n: number;
+      if (fi < uj) {
+        n = fi;
+        i++;
+      } else {
+        n = uj;
+        j++;
+      }
+      const rule = rules[n] as Rule;
+      const other = rule.otherTerms;
       let ok = true;
-      for (const t of rule.otherTerms) if (!t.holds(decision)) ok = false;
+      for (let t = 0; t < other.length && ok; t++) ok = (other[t] as CompiledTerm).holds(decision);
       if (!ok) continue;
       const rem = rule.filter.remainder;
       if (rem !== null) {
-        const r = rem.evaluate(ctx);
+        const r = rem.outcome(decision);
         if (r !== true) {
           if (r !== false) (errors ??= []).push({ ruleId: rule.id, kind: 'condition', message: r.error });
           continue;

@@ -20,7 +20,6 @@ export interface CompiledTemplate {
 type Part = string | { readonly getter: FieldGetter; readonly path: string };
 
 const LITERAL = /^[A-Za-z0-9_-]*$/;
-const TOKEN = /^[A-Za-z0-9_-]+$/;
 const SEGMENT = /^[A-Za-z0-9_-]+$/;
 const MAX_TOPIC = 255;
 
@@ -112,10 +111,23 @@ function valueError(field: string, v: unknown): FieldError {
   };
 }
 
+/** Whether `s` is a topic token (one or more of A-Z a-z 0-9 _ -): a character loop, cheaper than a regex per value. */
+function isToken(s: string): boolean {
+  const n = s.length;
+  if (n === 0) return false;
+  for (let i = 0; i < n; i++) {
+    const c = s.charCodeAt(i);
+    // 0-9, A-Z, a-z, '_', '-'
+    if (!((c >= 48 && c <= 57) || (c >= 65 && c <= 90) || (c >= 97 && c <= 122) || c === 95 || c === 45))
+      return false;
+  }
+  return true;
+}
+
 function tokenOf(v: unknown): string | undefined {
   const s =
     typeof v === 'string' ? v : typeof v === 'number' || typeof v === 'boolean' ? String(v) : undefined;
-  return s !== undefined && TOKEN.test(s) ? s : undefined;
+  return s !== undefined && isToken(s) ? s : undefined;
 }
 
 function build(source: string, tokens: Part[][], fields: string[]): CompiledTemplate {

@@ -45,7 +45,8 @@ export function compileTerm(term: IndexTerm): CompiledTerm {
 interface FieldSlot<T> {
   readonly field: string;
   readonly getter: FieldGetter;
-  readonly byValue: Map<IndexKey, Set<T>>;
+  /** Items per value, as arrays: iterating them per decision costs no iterator (an item is in a list at most once). */
+  readonly byValue: Map<IndexKey, T[]>;
 }
 
 /** Items filed by one of their terms (the one with fewest literals); `collect` yields each candidate item once. */
@@ -73,8 +74,8 @@ export class TermIndex<T> {
     }
     for (const v of best.set) {
       let s = slot.byValue.get(v);
-      if (s === undefined) slot.byValue.set(v, (s = new Set()));
-      s.add(item);
+      if (s === undefined) slot.byValue.set(v, (s = []));
+      s.push(item); // `remove` above took any earlier filing of `item`, so it is not there twice
     }
     this.#items.set(item, best);
     return best;
@@ -90,8 +91,9 @@ export class TermIndex<T> {
       for (const v of term.set) {
         const s = slot.byValue.get(v);
         if (s === undefined) continue;
-        s.delete(item);
-        if (s.size === 0) slot.byValue.delete(v);
+        const at = s.indexOf(item);
+        if (at >= 0) s.splice(at, 1);
+        if (s.length === 0) slot.byValue.delete(v);
       }
       if (slot.byValue.size === 0) {
         this.#fields.delete(term.field);
@@ -109,20 +111,25 @@ export class TermIndex<T> {
       const v = slot.getter(decision);
       if (typeof v !== 'string' && typeof v !== 'number') continue;
       const s = slot.byValue.get(v);
-      if (s !== undefined) for (const item of s) visit(item);
+      if (s !== undefined) for (let k = 0; k < s.length; k++) visit(s[k] as T);
     }
   }
 
-  /** Pushes onto `out` each item whose filing term holds (the allocation-free form of `collect`). */
-  collectInto(decision: unknown, out: T[]): void {
+  /**
+   * Writes into `out` from index 0 each item whose filing term holds and returns how many (the
+   * allocation-free form of `collect`); `out` keeps its length, since truncating costs a runtime call.
+   */
+  collectInto(decision: unknown, out: T[]): number {
+    let n = 0;
     const slots = this.#slots;
     for (let i = 0; i < slots.length; i++) {
       const slot = slots[i] as FieldSlot<T>;
       const v = slot.getter(decision);
       if (typeof v !== 'string' && typeof v !== 'number') continue;
       const s = slot.byValue.get(v);
-      if (s !== undefined) for (const item of s) out.push(item);
+      if (s !== undefined) for (let k = 0; k < s.length; k++) out[n++] = s[k] as T;
     }
+    return n;
   }
 
   /** The term `item` is filed under, if any. */
