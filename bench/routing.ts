@@ -74,22 +74,28 @@ function matcher(impl: Routing, count: number): current.SubscriptionMatcher {
   return m;
 }
 
-/** Decisions per second of `fn` over `SECONDS`, after a warm-up. */
-function rate(pool: readonly Decision[], fn: (d: Decision) => number): number {
+/**
+ * Decisions per second of `fn` over `SECONDS` after a warm-up: by wall clock, and per second of this
+ * process's CPU time (user + system), which is the one-core rate even when a loaded machine takes
+ * the core away part of the time (GC helper threads count too, so it errs low).
+ */
+function rate(pool: readonly Decision[], fn: (d: Decision) => number): { wall: number; cpu: number } {
   let sink = 0;
   // Warm-up for the JIT, bounded in time because the unindexed case is slow.
   const warm = performance.now() + 300;
   for (let i = 0; i < 20_000 && performance.now() < warm; i++) sink += fn(pool[i % pool.length] as Decision);
   const end = performance.now() + SECONDS * 1000;
   let n = 0;
+  const c0 = process.cpuUsage();
   const t0 = performance.now();
   while (performance.now() < end) {
     for (let i = 0; i < 100; i++) sink += fn(pool[(n + i) % pool.length] as Decision);
     n += 100;
   }
   const dt = (performance.now() - t0) / 1000;
+  const c = process.cpuUsage(c0);
   if (sink === -1) console.log(sink);
-  return n / dt;
+  return { wall: n / dt, cpu: n / ((c.user + c.system) / 1e6) };
 }
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] as number;
@@ -146,16 +152,18 @@ const only = process.env.BENCH_CASE;
 for (let c = 0; c < mine.length; c++) {
   const [name, fn] = mine[c] as Case;
   if (only !== undefined && !name.startsWith(only)) continue;
-  const runs: number[] = [];
-  const base: number[] = [];
+  const runs: Array<{ wall: number; cpu: number }> = [];
+  const base: Array<{ wall: number; cpu: number }> = [];
   for (let k = 0; k < 3; k++) {
     runs.push(rate(pool, fn));
     if (theirs !== undefined) base.push(rate(pool, (theirs[c] as Case)[1]));
   }
-  let line = `${name}: median ${fmt(median(runs))}/s (runs ${runs.map(fmt).join(', ')})`;
+  const cpu = runs.map((x) => x.cpu);
+  const wall = runs.map((x) => x.wall);
+  let line = `${name}: median ${fmt(median(cpu))}/s per CPU second (runs ${cpu.map(fmt).join(', ')}), ${fmt(median(wall))}/s wall`;
   if (theirs !== undefined) {
-    const ratios = runs.map((x, k) => x / (base[k] as number));
-    line += `; baseline median ${fmt(median(base))}/s (runs ${base.map(fmt).join(', ')}); ratio median ${median(ratios).toFixed(1)}x (pairs ${ratios.map((x) => x.toFixed(1)).join(', ')})`;
+    const ratios = runs.map((x, k) => x.cpu / (base[k] as { cpu: number }).cpu);
+    line += `; baseline ${fmt(median(base.map((x) => x.cpu)))}/s per CPU second; ratio median ${median(ratios).toFixed(1)}x (pairs ${ratios.map((x) => x.toFixed(1)).join(', ')})`;
   }
   console.log(line);
 }
