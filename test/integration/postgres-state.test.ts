@@ -265,6 +265,51 @@ if (skip !== undefined) {
       }
     });
 
+    it('two instances indexing the same batches concurrently store each revision once; checkpoints only move forward', async () => {
+      const [a, b] = await Promise.all([PostgresStateStore.open(db.url), PostgresStateStore.open(db.url)]);
+      try {
+        const u = `${Date.now()}-${Math.random().toString(36).slice(2)}`;
+        const part = 900_000 + Math.floor(Math.random() * 100_000);
+        const batches = Array.from({ length: 10 }, (_, k) =>
+          Array.from({ length: 200 }, (_, i) => ({
+            decisionId: `cc-${u}-${(k * 200 + i) % 1500}`,
+            revision: 1 + Math.floor((k * 200 + i) / 1500),
+            partition: part,
+            offset: k * 200 + i,
+            receivedAt: 3_000_000_000_000 + k * 200 + i,
+            portfolioId: `pf-${u}`,
+            strategyId: 'st',
+            symbol: 'SYM',
+            assetClass: 'equity',
+            type: 'trade',
+            verdict: 'approved',
+            priority: 5,
+            topics: [`decisions.equity.pf-${u}`],
+          })),
+        );
+        const before = await a.decisions.counts();
+        await Promise.all(
+          batches.flatMap((batch, k) => [
+            a.decisions.add(batch, { [part]: (k + 1) * 200 }),
+            b.decisions.add([...batch].reverse(), { [part]: (k + 1) * 200 }),
+          ]),
+        );
+        const after = await b.decisions.counts();
+        assert.deepEqual(after, { revisions: before.revisions + 2000, decisions: before.decisions + 1500 });
+        assert.equal((await a.decisions.checkpoint())[part], 2000);
+        await b.decisions.add([], { [part]: 5 });
+        assert.equal(
+          (await a.decisions.checkpoint())[part],
+          2000,
+          'an older checkpoint does not move it back',
+        );
+        const page = await a.decisions.query({ portfolioId: `pf-${u}` }, { limit: 2000, order: 'asc' });
+        assert.equal(page.entries.length, 1500, 'latest revisions only');
+      } finally {
+        await Promise.all([a.close(), b.close()]);
+      }
+    });
+
     it('topic pattern regexes match in PostgreSQL exactly what topicMatches matches', async () => {
       const topics = ['a', 'a.b', 'a.b.c', 'a.x.c', 'b.b.c', 'a-1.b_2', 'ab.c', 'a.bc', 'x.a.b', 'a.b.c.d'];
       const patterns = [

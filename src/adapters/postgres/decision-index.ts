@@ -3,7 +3,11 @@
  * migrations/0001_state.sql). `add()` is one statement (hence one transaction, one round trip): the
  * batch travels as one JSON parameter expanded by `jsonb_to_recordset` (measured a little faster, and
  * cheaper for the client, than `unnest` of 13 column arrays) and goes in with ON CONFLICT DO NOTHING;
- * the per-partition checkpoints move forward only, with GREATEST.
+ * the per-partition checkpoints move forward only, with GREATEST. Rows go in sorted by key, and
+ * checkpoint rows are upserted after them in ascending partition order, so that instances indexing
+ * overlapping batches concurrently (re-indexing after a restart) take locks in one order and cannot
+ * deadlock; within a batch, the first of two entries with the same key wins (the sort's last key is the
+ * batch position).
  *
  * A query walks one ordered index range: the (field, receivedAt, partition, offset) index of the
  * first given field among portfolioId, symbol and strategyId, else the time index. At most
@@ -59,9 +63,12 @@ const ADD_SQL = `WITH ins AS (
   INSERT INTO cds_decisions (${COLUMNS})
   SELECT "decisionId", revision, partition, "offset", "receivedAt", "portfolioId", "strategyId", symbol,
          "assetClass", type, verdict, priority, topics
-  FROM jsonb_to_recordset($1::jsonb) AS x("decisionId" text, revision integer, partition integer,
-       "offset" bigint, "receivedAt" bigint, "portfolioId" text, "strategyId" text, symbol text,
-       "assetClass" text, type text, verdict text, priority smallint, topics text[])
+  FROM ROWS FROM (jsonb_to_recordset($1::jsonb) AS ("decisionId" text, revision integer, partition integer,
+         "offset" bigint, "receivedAt" bigint, "portfolioId" text, "strategyId" text, symbol text,
+         "assetClass" text, type text, verdict text, priority smallint, topics text[]))
+       WITH ORDINALITY AS x("decisionId", revision, partition, "offset", "receivedAt", "portfolioId",
+         "strategyId", symbol, "assetClass", type, verdict, priority, topics, ord)
+  ORDER BY "decisionId", revision, ord
   ON CONFLICT (decision_id, revision) DO NOTHING
   RETURNING 1
 ), cp AS (
