@@ -4,7 +4,7 @@
 // src/ is extracted to a temporary directory and both implementations run alternately in the same
 // process, so the ratio compares them under the same machine load.
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, symlinkSync } from 'node:fs';
+import { mkdtempSync, rmSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -105,6 +105,7 @@ const fmt = (x: number) => Math.round(x).toLocaleString('en-US');
 async function baseline(rev: string): Promise<Routing> {
   const root = resolve(import.meta.dirname, '..');
   const dir = mkdtempSync(join(tmpdir(), 'cds-routing-baseline-'));
+  process.on('exit', () => rmSync(dir, { recursive: true, force: true }));
   const tar = execFileSync('git', ['-C', root, 'archive', rev, 'src'], { maxBuffer: 1 << 28 });
   execFileSync('tar', ['-x', '-C', dir], { input: tar });
   symlinkSync(join(root, 'node_modules'), join(dir, 'node_modules'));
