@@ -62,7 +62,7 @@ describe('import structure', () => {
           d.startsWith(own) ||
           d.startsWith('domain/') ||
           d.startsWith('errors/') ||
-          /^(log|state)\/(port|index)\.ts$/.test(d) ||
+          /^(log|state)\/([a-z]+-)?(port|index)\.ts$/.test(d) ||
           // test support (the crash-test writer process) may use the contract helpers
           (/crash-writer\.ts$/.test(f) && /^(log|state)\/contract/.test(d));
         assert.ok(ok, `${f} imports ${d}`);
