@@ -10,6 +10,7 @@ import type { Metrics } from './observability/metrics.ts';
 import type { AuditTrail, Authenticator, PrincipalService, RateLimiter } from './security/index.ts';
 import type { StateStore } from './state/index.ts';
 import type { StatusTracker } from './status.ts';
+import type { SubscriptionService } from './subscriptions/index.ts';
 
 /** Lifecycle flags read by health endpoints and every request. */
 export interface Lifecycle {
@@ -35,4 +36,6 @@ export interface AppContext {
   readonly lifecycle: Lifecycle;
   /** Secret signing pagination cursors (per installation). */
   readonly cursorSecret: string;
+  /** Subscriptions and their delivery (ADR 0009). */
+  readonly subscriptions: SubscriptionService;
 }

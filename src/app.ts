@@ -10,6 +10,7 @@ import type { FastifyInstance } from 'fastify';
 import type { AppContext, Lifecycle } from './app-context.ts';
 import { SegmentLog } from './adapters/embedded/log/index.ts';
 import { LmdbStateStore } from './adapters/embedded/state/index.ts';
+import { LmdbSubscriptionStore } from './adapters/embedded/subscriptions/index.ts';
 import type { Config } from './config/index.ts';
 import type { Decision } from './domain/decision.ts';
 import { CdsError } from './errors/index.ts';
@@ -22,6 +23,8 @@ import { compileTemplate } from './routing/template.ts';
 import { AuditTrail, Authenticator, JwtVerifier, PrincipalService, RateLimiter } from './security/index.ts';
 import type { StateStore } from './state/index.ts';
 import { StatusTracker } from './status.ts';
+import { DeliveryEngine } from './delivery/index.ts';
+import { SubscriptionService } from './subscriptions/index.ts';
 import { buildRestServer } from './transports/rest/server.ts';
 
 /** A built application: its services, its REST server, and its lifecycle. */
@@ -111,6 +114,12 @@ export async function buildApp(config: Config, opts: { logger?: Logger } = {}): 
     cursorSecret = randomBytes(32).toString('base64url');
     await state.meta.set('cursor.secret', cursorSecret);
   }
+  const subscriptionStore = LmdbSubscriptionStore.open(dataDir);
+  const subscriptions = await SubscriptionService.open(
+    subscriptionStore,
+    new DeliveryEngine(log, subscriptionStore, { onError }),
+    audit,
+  );
   const ctx: AppContext = {
     config,
     logger,
@@ -125,6 +134,7 @@ export async function buildApp(config: Config, opts: { logger?: Logger } = {}): 
     status,
     lifecycle,
     cursorSecret,
+    subscriptions,
   };
 
   const t0 = performance.now();
@@ -157,9 +167,11 @@ export async function buildApp(config: Config, opts: { logger?: Logger } = {}): 
         const drained = await Promise.race([publisher.drain().then(() => 'ok' as const), deadline]);
         if (drained === 'timeout')
           logger.warn('drain timed out; closing with publishes still in flight (they were not acknowledged)');
+        await subscriptions.close();
         await audit.drain();
         status.stop();
         await http.close();
+        await subscriptionStore.close();
         await log.close();
         await state.close();
         logger.info('closed');

@@ -195,6 +195,27 @@ export const ERROR_CODES = {
     'verify-audit found a record whose hash or link does not match (edited, removed or reordered).',
   ),
   INTERNAL: spec(500, GrpcStatus.INTERNAL, 4004, true, 'An unexpected fault; it is logged with its cause.'),
+  VERSION_CONFLICT: spec(
+    409,
+    GrpcStatus.ABORTED,
+    4519,
+    false,
+    'The resource changed since the version the request names; read it again and retry with its version.',
+  ),
+  UNKNOWN_DELIVERY: spec(
+    404,
+    GrpcStatus.NOT_FOUND,
+    4520,
+    false,
+    'An ack or nack names a position this subscription has not delivered (or that was sought away); it concerns that position alone.',
+  ),
+  SLOW_CONSUMER: spec(
+    503,
+    GrpcStatus.RESOURCE_EXHAUSTED,
+    4005,
+    true,
+    'The subscription fell further behind than its `lagLimit` under the `disconnect` policy; reconnect (unacknowledged deliveries come again).',
+  ),
 } as const satisfies Record<string, ErrorSpec>;
 
 /** A stable error code. */

@@ -11,6 +11,8 @@ import { errorHandler, sendError } from './errors.ts';
 import { registerDecisionRoutes } from './routes/decisions.ts';
 import { registerAdminRoutes } from './routes/admin.ts';
 import { registerOpsRoutes } from './routes/ops.ts';
+import { registerSubscriptionRoutes } from './routes/subscriptions.ts';
+import { registerWebSocket } from '../ws/index.ts';
 import { openApiDocument } from './openapi.ts';
 
 /** Routes that need no credentials. */
@@ -100,6 +102,8 @@ export async function buildRestServer(ctx: AppContext): Promise<FastifyInstance>
   registerOpsRoutes(app, ctx);
   registerDecisionRoutes(app, ctx);
   registerAdminRoutes(app, ctx);
+  registerSubscriptionRoutes(app, ctx);
+  registerWebSocket(app, ctx);
   await registerDocs(app, ctx);
   return app;
 }

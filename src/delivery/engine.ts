@@ -1,0 +1,171 @@
+/**
+ * The delivery engine (ADR 0009): the shared tail reader, the matcher of every live subscription,
+ * one runtime per subscription, the timer that expires leases, and batched cursor commits.
+ */
+import type { EventLog } from '../log/index.ts';
+import { SubscriptionMatcher } from '../routing/index.ts';
+import type { CursorSnapshot, SubscriptionStore } from '../state/subscriptions-port.ts';
+import type { StartSpec, SubscriptionSpec } from '../subscriptions/spec.ts';
+import { SubscriptionRuntime } from './runtime.ts';
+import { TailReader } from './tail-reader.ts';
+
+/** Engine options. */
+export interface EngineOptions {
+  /** How often dirty cursors are committed, in ms (default 200). */
+  readonly commitIntervalMs?: number;
+  /** How often leases and delays are checked, in ms (default 25). */
+  readonly tickMs?: number;
+  readonly onError: (e: unknown) => void;
+}
+
+/** Runs every subscription of this instance. */
+export class DeliveryEngine {
+  readonly #matcher = new SubscriptionMatcher();
+  readonly #runtimes = new Map<string, SubscriptionRuntime>();
+  readonly #tail: TailReader;
+  #commitTimer: NodeJS.Timeout | undefined;
+  #tickTimer: NodeJS.Timeout | undefined;
+  #committing: Promise<void> = Promise.resolve();
+  #closed = false;
+
+  constructor(
+    private readonly log: EventLog,
+    private readonly store: SubscriptionStore,
+    private readonly opts: EngineOptions,
+  ) {
+    this.#tail = new TailReader(
+      log,
+      this.#matcher,
+      (b) => {
+        for (const rt of this.#runtimes.values())
+          if (rt.isLive(b.partition)) rt.onTail(b.partition, b.from, b.to, b.taken.get(rt.spec.name));
+      },
+      opts.onError,
+    );
+  }
+
+  /** Starts the readers and timers. */
+  start(): void {
+    this.#tail.start();
+    this.#commitTimer = setInterval(() => void this.commit(), this.opts.commitIntervalMs ?? 200);
+    this.#commitTimer.unref();
+    this.#tickTimer = setInterval(() => {
+      const now = Date.now();
+      for (const rt of this.#runtimes.values()) {
+        try {
+          rt.tick(now);
+        } catch (e) {
+          this.opts.onError(e);
+        }
+      }
+    }, this.opts.tickMs ?? 25);
+    this.#tickTimer.unref();
+  }
+
+  /** Starts delivering a subscription from its cursors. */
+  add(spec: SubscriptionSpec, cursors: readonly CursorSnapshot[]): SubscriptionRuntime {
+    const rt = new SubscriptionRuntime(
+      spec,
+      {
+        log: this.log,
+        epoch: this.log.epoch,
+        tailNext: (p) => this.#tail.next(p),
+        onError: this.opts.onError,
+      },
+      cursors,
+    );
+    this.#matcher.add({ id: spec.name, patterns: spec.topics, filter: spec.filter });
+    this.#runtimes.set(spec.name, rt);
+    rt.start().catch(this.opts.onError);
+    return rt;
+  }
+
+  /** Applies a changed definition to the running subscription, live. */
+  update(spec: SubscriptionSpec): void {
+    const rt = this.#runtimes.get(spec.name);
+    if (rt === undefined) return;
+    this.#matcher.update({ id: spec.name, patterns: spec.topics, filter: spec.filter });
+    rt.update(spec);
+  }
+
+  /** Stops a subscription (deleted); its consumers are closed with NOT_FOUND. */
+  remove(name: string): void {
+    const rt = this.#runtimes.get(name);
+    if (rt === undefined) return;
+    this.#runtimes.delete(name);
+    this.#matcher.remove(name);
+    rt.stop('NOT_FOUND', `subscription '${name}' was deleted`);
+  }
+
+  /** The runtime of a subscription. */
+  get(name: string): SubscriptionRuntime | undefined {
+    return this.#runtimes.get(name);
+  }
+
+  /** Per partition, where a start specification begins reading (offsets). */
+  async resolveStart(start: StartSpec): Promise<number[]> {
+    const ext = this.log.extents();
+    if (start.kind === 'latest') return ext.map((e) => e.next);
+    if (start.kind === 'earliest') return ext.map((e) => e.first);
+    if (start.kind === 'positions') {
+      const out = ext.map((e) => e.next);
+      for (const s of start.positions) {
+        const [p, o] = s.split(':').map(Number) as [number, number];
+        const e = ext[p];
+        if (e !== undefined) out[p] = Math.min(Math.max(o, e.first), e.next);
+      }
+      return out;
+    }
+    const t = Date.parse(start.time);
+    return Promise.all(ext.map((e) => this.#firstAtOrAfter(e.partition, e.first, e.next, t)));
+  }
+
+  /** Binary search of the first offset received at or after `t` (timestamps ascend within a partition). */
+  async #firstAtOrAfter(p: number, lo: number, hi: number, t: number): Promise<number> {
+    while (lo < hi) {
+      const mid = Math.floor((lo + hi) / 2);
+      const r = await this.log.readOne(p, mid);
+      if (r === undefined || r.timestamp < t) lo = mid + 1;
+      else hi = mid;
+    }
+    return lo;
+  }
+
+  /** Writes dead letters, then the cursors of every subscription that changed, in one batch. */
+  commit(): Promise<void> {
+    this.#committing = this.#committing.then(() => this.#commitNow()).catch(this.opts.onError);
+    return this.#committing;
+  }
+
+  async #commitNow(): Promise<void> {
+    const cursors = new Map<string, CursorSnapshot[]>();
+    const dirty: SubscriptionRuntime[] = [];
+    for (const [name, rt] of this.#runtimes) {
+      const dl = rt.takeDeadLetters();
+      if (dl.add.length > 0) await this.store.addDeadLetters(name, dl.add);
+      if (dl.remove.length > 0) await this.store.removeDeadLetters(name, dl.remove);
+      if (!rt.dirty) continue;
+      rt.dirty = false;
+      dirty.push(rt);
+      cursors.set(name, rt.snapshot());
+    }
+    try {
+      await this.store.saveCursors(cursors);
+    } catch (e) {
+      for (const rt of dirty) rt.dirty = true;
+      throw e;
+    }
+  }
+
+  /** Stops readers and timers, closes consumers with SHUTTING_DOWN, commits last. */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    clearInterval(this.#commitTimer);
+    clearInterval(this.#tickTimer);
+    for (const rt of this.#runtimes.values())
+      rt.stop('SHUTTING_DOWN', 'this instance is shutting down; reconnect (elsewhere)');
+    await this.#tail.stop();
+    await this.commit();
+  }
+}
