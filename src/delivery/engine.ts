@@ -37,8 +37,14 @@ export class DeliveryEngine {
       log,
       this.#matcher,
       (b) => {
-        for (const rt of this.#runtimes.values())
-          if (rt.isLive(b.partition)) rt.onTail(b.partition, b.from, b.to, b.taken.get(rt.spec.name));
+        for (const rt of this.#runtimes.values()) {
+          if (!rt.isLive(b.partition)) continue;
+          try {
+            rt.onTail(b.partition, b.from, b.to, b.taken.get(rt.spec.name));
+          } catch (e) {
+            opts.onError(e); // one subscription's fault never stops the others
+          }
+        }
       },
       opts.onError,
     );

@@ -299,7 +299,7 @@ export class SubscriptionRuntime {
     const found = this.#keys.get(this.#orderKey(d));
     if (found !== undefined && (expedited || this.spec.slowConsumer.policy === 'conflate')) {
       // A waiting, never delivered, earlier revision of the same decision is not delivered.
-      for (const o of [...ks.queue]) {
+      for (const o of [...found.queue]) {
         if (
           o.status === 'waiting' &&
           o.deliveryCount === 0 &&
