@@ -1,7 +1,10 @@
 /**
- * The decision index on LMDB. Writes go to the index-writer worker (the hot path: batches of
- * thousands at up to ~100K entries/s, so the main thread only packs columns); reads are synchronous
- * LMDB look-ups on the main thread, which sees each batch as soon as the writer reports its commit.
+ * The embedded decision index. Writes go to the index-writer worker (the hot path: batches of
+ * thousands at up to ~100K entries/s, so the main thread only packs columns). Reads run on the main
+ * thread: `revisions()` and `get()` are LMDB look-ups by decisionId; `query()` resolves its filter
+ * values to dictionary codes and scans the fixed-width rows (rows.ts) of the segments whose zone can
+ * hold its time range, merged in time order. The main thread sees a batch as soon as the writer
+ * reports its commit (with the new dictionary values and zones, which it caches).
  */
 import type {
   DecisionIndex,
@@ -12,31 +15,68 @@ import type {
   RevisionRef,
 } from '../../../state/port.ts';
 import { topicMatches } from '../../../domain/topics.ts';
-import type { Key } from 'lmdb';
-import {
-  INDEXED_FIELDS,
-  bucketOf,
-  decodeMarks,
-  entryFromTuple,
-  sortMarks,
-  toColumns,
-  type MarkKey,
-  type StateDbs,
-} from './layout.ts';
+import type { CommitInfo } from './index-store.ts';
 import type { IndexWriterClient } from './index-writer-client.ts';
+import { DICT_FIELDS, TOPICS_FIELD, TOPIC_SEP, toColumns, type StateDbs } from './layout.ts';
+import { AT, ROW, RowReader, SEGMENT_ROWS, SUPERSEDED, ZoneMap, lowerBound } from './rows.ts';
 
-/** Entries a query examines before it returns a partial page, unless the caller says otherwise. */
+/** Entries a query examines (rows passing its equality filters) before it returns a partial page, unless the caller says otherwise. */
 export const DEFAULT_SCAN_LIMIT = 10_000;
 
-// Above any receivedAt: the open upper end of a range.
+/** Rows read per entry examined, at most: bounds a query whose equality filters match almost nothing. */
+const RAW_PER_EXAMINED = 20;
+
+/** Patterns whose matching topic-set codes are cached. */
+const TOPIC_CACHE = 256;
+
 const TOP = Number.MAX_SAFE_INTEGER;
 
-/** DecisionIndex over the `decisions*` sub-databases. */
+/** A row that passed a query's equality filters. */
+interface Hit {
+  readonly t: number;
+  readonly p: number;
+  readonly o: number;
+  readonly buf: Buffer;
+  readonly at: number;
+  readonly matched: boolean;
+}
+
+/** DecisionIndex over `decisionRevs`, the dictionaries and the row files. */
 export class LmdbDecisionIndex implements DecisionIndex {
+  private readonly values: string[][] = DICT_FIELDS.map(() => []);
+  private readonly codes: Map<string, number>[] = DICT_FIELDS.map(() => new Map());
+  private readonly topicLists: (string[] | undefined)[] = [];
+  private readonly topicCache = new Map<string, { bits: Uint8Array; upTo: number }>();
+  private readonly zones = new ZoneMap();
+  private rows = 0;
+  private readonly reader: RowReader;
+
   constructor(
     private readonly dbs: StateDbs,
     private readonly writer: IndexWriterClient,
-  ) {}
+    dir: string,
+  ) {
+    this.reader = new RowReader(dir);
+    for (const { key, value } of dbs.decisionDict.getRange()) this.addValue(key[0], key[1], value);
+    for (const { key, value } of dbs.decisionZones.getRange())
+      this.zones.set(key, value[0] as number, value[1] as number);
+    this.rows = dbs.decisionStats.get(['rows']) ?? 0;
+  }
+
+  /** Takes in what a commit of the writer changed (called before the adds it covers resolve). */
+  applyCommit(info: CommitInfo): void {
+    const d = info.dict;
+    for (let i = 0; i < d.length; i += 3)
+      this.addValue(d[i] as number, d[i + 1] as number, d[i + 2] as string);
+    for (let z = 0; z < info.zones.length; z += 2)
+      this.zones.set(info.firstZone + z / 2, info.zones[z] as number, info.zones[z + 1] as number);
+    this.rows = Math.max(this.rows, info.rows);
+  }
+
+  /** Releases the read handles on the row files. */
+  close(): void {
+    this.reader.close();
+  }
 
   add(entries: readonly DecisionIndexEntry[], through: Readonly<Record<number, number>>): Promise<void> {
     return this.writer.write(toColumns(entries), { ...through });
@@ -52,9 +92,9 @@ export class LmdbDecisionIndex implements DecisionIndex {
 
   async revisions(decisionIds: readonly string[]): Promise<Map<string, RevisionRef[]>> {
     const out = new Map<string, RevisionRef[]>();
-    const refs = this.dbs.decisionRefs;
+    const revs = this.dbs.decisionRevs;
     for (const id of decisionIds) {
-      const flat = refs.get(id);
+      const flat = revs.get(id);
       if (flat === undefined) continue;
       const list: RevisionRef[] = [];
       for (let i = 0; i < flat.length; i += 4) {
@@ -70,14 +110,14 @@ export class LmdbDecisionIndex implements DecisionIndex {
   }
 
   async get(decisionId: string, revision?: number): Promise<DecisionIndexEntry | undefined> {
-    const flat = this.dbs.decisionRefs.get(decisionId);
+    const flat = this.dbs.decisionRevs.get(decisionId);
     if (flat === undefined || flat.length === 0) return undefined;
     let i = flat.length - 4;
     if (revision !== undefined) while (i >= 0 && flat[i] !== revision) i -= 4;
     if (i < 0) return undefined;
-    const key: MarkKey = [flat[i + 3] as number, flat[i + 1] as number, flat[i + 2] as number];
-    const t = this.dbs.decisions.get(key);
-    return t === undefined ? undefined : entryFromTuple(key, t);
+    const row = flat[i + 3] as number;
+    if (row >= this.rows) return undefined;
+    return this.decode(this.reader.rows(row, 1), 0);
   }
 
   async counts(): Promise<{ revisions: number; decisions: number }> {
@@ -89,168 +129,210 @@ export class LmdbDecisionIndex implements DecisionIndex {
     q: DecisionQuery,
     opts: { after?: QueryMark; limit: number; order: 'asc' | 'desc'; scanLimit?: number },
   ): Promise<QueryPage> {
+    if (opts.limit <= 0) return { entries: [] };
     const scanLimit = Math.max(1, opts.scanLimit ?? DEFAULT_SCAN_LIMIT);
-    const plan = this.plan(q);
-    if (plan === 'empty' || opts.limit <= 0) return { entries: [] };
-    const range: MarkRange = {
-      lo: q.fromTime ?? 0,
-      hi: q.toTime ?? TOP,
-      desc: opts.order === 'desc',
-      ...(opts.after === undefined
-        ? {}
-        : { after: [opts.after.receivedAt, opts.after.partition, opts.after.offset] }),
+    // Equality filters as (row position, code); a value never indexed matches nothing.
+    const want: number[] = [];
+    for (let f = 0; f < TOPICS_FIELD; f++) {
+      const value = q[DICT_FIELDS[f] as Exclude<(typeof DICT_FIELDS)[number], 'topics'>];
+      if (value === undefined) continue;
+      const code = (this.codes[f] as Map<string, number>).get(value);
+      if (code === undefined) return { entries: [] };
+      want.push(AT.codes + 4 * f, code);
+    }
+    const topicBits = q.topic === undefined ? undefined : this.topicCodes(q.topic);
+    if (topicBits !== undefined && !topicBits.includes(1)) return { entries: [] };
+    const minP = q.minPriority ?? -1;
+    const maxP = q.maxPriority ?? 256;
+    const latestOnly = q.latestOnly !== false;
+    const desc = opts.order === 'desc';
+    const dir = desc ? -1 : 1;
+    const lo = q.fromTime ?? -Infinity;
+    const hi = q.toTime ?? Infinity;
+    const a = opts.after;
+    const cands = desc
+      ? this.descSegments(lo, hi, a === undefined ? hi : Math.min(hi, a.receivedAt))
+      : this.ascSegments(Math.max(lo, a === undefined ? lo : a.receivedAt), hi);
+
+    const hits: Hit[] = [];
+    const read: Buffer[] = [];
+    let rawRead = 0;
+    let exhausted = false;
+    let bound = desc ? Infinity : -Infinity;
+    const isFinal = (t: number): boolean => (desc ? t > bound : t < bound);
+    const inRange = (buf: Buffer, at: number, t: number): boolean => {
+      if (t < lo || t >= hi) return false;
+      if (a === undefined) return true;
+      const c =
+        t - a.receivedAt ||
+        buf.readUInt32LE(at + AT.partition) - a.partition ||
+        buf.readDoubleLE(at + AT.offset) - a.offset;
+      return dir * c > 0;
     };
-    const marks = plan.field < 0 ? this.timeMarks(range) : this.postingMarks(plan.field, plan.value, range);
-    const entries: DecisionIndexEntry[] = [];
-    const latest = new Map<string, number>();
-    let examined = 0;
-    let last: MarkKey | undefined;
-    try {
-      for (let r = marks.next(); !r.done; r = marks.next()) {
-        const mark = r.value;
-        if (examined >= scanLimit) return { entries, next: markOf(last as MarkKey) };
-        examined++;
-        last = mark;
-        const tuple = this.dbs.decisions.get(mark);
-        if (tuple === undefined) continue;
-        const e = entryFromTuple(mark, tuple);
-        if (!matches(e, q, plan.field)) continue;
-        if (q.latestOnly !== false && !this.isLatest(e, latest)) continue;
-        entries.push(e);
-        if (entries.length >= opts.limit) {
-          // Peek one mark: a page that ends the range says so, sparing the caller an empty last page.
-          return marks.next().done === true ? { entries } : { entries, next: markOf(mark) };
+    const lastSeen = (): Hit | undefined => {
+      let best: Hit | undefined;
+      for (const buf of read) {
+        for (let at = 0; at < buf.length; at += ROW) {
+          const t = buf.readDoubleLE(at + AT.receivedAt);
+          if (!isFinal(t) || !inRange(buf, at, t)) continue;
+          const h = hitAt(buf, at, false);
+          if (best === undefined || dir * compareHits(h, best) > 0) best = h;
         }
       }
-      return { entries };
-    } finally {
-      marks.return(undefined);
-    }
-  }
-
-  /** Marks in query order from the time order itself (the `decisions` keys). */
-  private *timeMarks(r: MarkRange): Generator<MarkKey, void, undefined> {
-    let start: Key[] = [r.desc ? r.hi : r.lo];
-    if (r.after !== undefined && (r.desc ? r.after[0] < r.hi : r.after[0] >= r.lo)) start = r.after;
-    const keys = this.dbs.decisions.getKeys({
-      start,
-      end: [r.desc ? r.lo : r.hi],
-      reverse: r.desc,
-    }) as Iterable<MarkKey>;
-    for (const k of keys) {
-      if (r.after !== undefined && sameMark(k, r.after)) continue;
-      yield k;
-    }
-  }
-
-  /**
-   * Marks in query order from the posting chunks of one field value: the chunks of a bucket are
-   * merged and sorted (a late batch may add a chunk to an old bucket), then walked in order.
-   */
-  private *postingMarks(code: number, value: string, r: MarkRange): Generator<MarkKey, void, undefined> {
-    let b0 = bucketOf(r.lo);
-    let b1 = r.hi >= TOP ? TOP : bucketOf(r.hi - 1);
-    if (r.after !== undefined) {
-      if (r.desc) b1 = Math.min(b1, bucketOf(r.after[0]));
-      else b0 = Math.max(b0, bucketOf(r.after[0]));
-    }
-    if (b0 > b1) return;
-    const lowKey = [code, value, b0];
-    const highKey = [code, value, b1 === TOP ? TOP : b1 + 1];
-    const range = this.dbs.decisionIdx.getRange({
-      start: r.desc ? highKey : lowKey,
-      end: r.desc ? lowKey : highKey,
-      reverse: r.desc,
-    });
-    let bucket = -1;
-    let flat: number[] = [];
-    const inRange = (t: number, p: number, o: number): boolean => {
-      if (t < r.lo || t >= r.hi) return false;
-      const a = r.after;
-      if (a === undefined) return true;
-      const c = t - a[0] || p - a[1] || o - a[2];
-      return r.desc ? c < 0 : c > 0;
+      return best;
     };
-    function* flush(): Generator<MarkKey, void, undefined> {
-      if (flat.length === 0) return;
-      const sorted = sortMarks(flat);
-      flat = [];
-      const n = sorted.length;
-      for (let i = 0; i < n; i += 3) {
-        const at = r.desc ? n - 3 - i : i;
-        const t = sorted[at] as number;
-        const p = sorted[at + 1] as number;
-        const o = sorted[at + 2] as number;
-        if (inRange(t, p, o)) yield [t, p, o];
+
+    for (let seg = cands.next(); ;) {
+      if (seg.done === true) {
+        exhausted = true;
+        break;
+      }
+      const s = seg.value;
+      const first = s * SEGMENT_ROWS;
+      const buf = this.reader.rows(first, Math.min(SEGMENT_ROWS, this.rows - first));
+      read.push(buf);
+      rawRead += buf.length / ROW;
+      for (let at = 0; at < buf.length; at += ROW) {
+        const t = buf.readDoubleLE(at + AT.receivedAt);
+        if (!inRange(buf, at, t)) continue;
+        let ok = true;
+        for (let w = 0; w < want.length && ok; w += 2)
+          ok = buf.readUInt32LE(at + (want[w] as number)) === want[w + 1];
+        if (!ok) continue;
+        const pr = buf[at + AT.priority] as number;
+        const matched =
+          pr >= minP &&
+          pr <= maxP &&
+          (topicBits === undefined || topicBits[buf.readUInt32LE(at + AT.codes + 4 * TOPICS_FIELD)] === 1) &&
+          (!latestOnly || ((buf[at + AT.flags] as number) & SUPERSEDED) === 0);
+        hits.push(hitAt(buf, at, matched));
+      }
+      seg = cands.next();
+      if (seg.done === true) continue;
+      // Rows of unread segments are at or beyond the next segment's zone edge: rows before it are final.
+      bound = desc ? (this.zones.max[seg.value] as number) : (this.zones.min[seg.value] as number);
+      let examined = 0;
+      let matched = 0;
+      for (const h of hits) {
+        if (!isFinal(h.t)) continue;
+        examined++;
+        if (h.matched) matched++;
+      }
+      if (matched > opts.limit || examined >= scanLimit) break;
+      if (rawRead >= scanLimit * RAW_PER_EXAMINED && lastSeen() !== undefined) break;
+    }
+    if (exhausted) bound = desc ? -Infinity : Infinity;
+
+    const finals = hits.filter((h) => isFinal(h.t)).sort((x, y) => dir * compareHits(x, y));
+    const entries: DecisionIndexEntry[] = [];
+    for (let i = 0; i < finals.length; i++) {
+      if (i === scanLimit) return { entries, next: markOf(finals[i - 1] as Hit) };
+      const h = finals[i] as Hit;
+      if (!h.matched) continue;
+      entries.push(this.decode(h.buf, h.at));
+      if (entries.length === opts.limit) {
+        const more = !exhausted || finals.slice(i + 1).some((m) => m.matched);
+        return more ? { entries, next: markOf(h) } : { entries };
       }
     }
-    for (const { key, value: buf } of range) {
-      const b = (key as Key[])[2] as number;
-      if (b !== bucket) {
-        yield* flush();
-        bucket = b;
+    if (exhausted) return { entries };
+    const last = lastSeen();
+    return last === undefined ? { entries } : { entries, next: markOf(last) };
+  }
+
+  /** Segments that can hold rows with receivedAt in [from, hi), ascending by their min receivedAt. */
+  private *ascSegments(from: number, hi: number): Generator<number, void, undefined> {
+    const z = this.zones;
+    const order = z.byMin();
+    for (let k = lowerBound(order, z.min, from - z.span); k < order.length; k++) {
+      const s = order[k] as number;
+      if ((z.min[s] as number) >= hi) return;
+      if ((z.max[s] as number) >= from) yield s;
+    }
+  }
+
+  /** Segments that can hold rows with receivedAt in [lo, hi) and <= upTo, descending by their max receivedAt. */
+  private *descSegments(lo: number, hi: number, upTo: number): Generator<number, void, undefined> {
+    const z = this.zones;
+    const order = z.byMax();
+    for (let k = lowerBound(order, z.max, upTo + z.span + 1) - 1; k >= 0; k--) {
+      const s = order[k] as number;
+      if ((z.max[s] as number) < lo) return;
+      if ((z.min[s] as number) <= upTo && (z.min[s] as number) < hi) yield s;
+    }
+  }
+
+  /** Per topic-set code, 1 if one of its topics matches `pattern` (cached, extended as codes are added). */
+  private topicCodes(pattern: string): Uint8Array {
+    const sets = this.values[TOPICS_FIELD] as string[];
+    let c = this.topicCache.get(pattern);
+    if (c === undefined || c.upTo < sets.length) {
+      const bits = new Uint8Array(sets.length);
+      let from = 0;
+      if (c !== undefined) {
+        bits.set(c.bits);
+        from = c.upTo;
       }
-      decodeMarks(buf, flat);
+      for (let code = from; code < sets.length; code++)
+        if (this.topicsOf(code).some((t) => topicMatches(pattern, t))) bits[code] = 1;
+      c = { bits, upTo: sets.length };
+      if (this.topicCache.size >= TOPIC_CACHE) this.topicCache.clear();
+      this.topicCache.set(pattern, c);
     }
-    yield* flush();
+    return c.bits;
   }
 
-  /** The index to scan: the equality filter with the fewest entries, else the time order itself. */
-  private plan(q: DecisionQuery): { field: number; value: string } | 'empty' {
-    let best: { field: number; value: string; n: number } | undefined;
-    for (let code = 0; code < INDEXED_FIELDS.length; code++) {
-      const value = q[INDEXED_FIELDS[code] as (typeof INDEXED_FIELDS)[number]];
-      if (value === undefined) continue;
-      const n = this.dbs.decisionStats.get(['f', code, value]) ?? 0;
-      if (n === 0) return 'empty';
-      if (best === undefined || n < best.n) best = { field: code, value, n };
+  private topicsOf(code: number): string[] {
+    let list = this.topicLists[code];
+    if (list === undefined) {
+      list = (this.values[TOPICS_FIELD]?.[code] ?? '').split(TOPIC_SEP);
+      this.topicLists[code] = list;
     }
-    return best ?? { field: -1, value: '' };
+    return list;
   }
 
-  /** Whether `e` is the highest stored revision of its decision (cached per query). */
-  private isLatest(e: DecisionIndexEntry, cache: Map<string, number>): boolean {
-    let top = cache.get(e.decisionId);
-    if (top === undefined) {
-      const flat = this.dbs.decisionRefs.get(e.decisionId);
-      top = flat === undefined ? e.revision : (flat[flat.length - 4] as number);
-      cache.set(e.decisionId, top);
-    }
-    return e.revision === top;
+  private addValue(field: number, code: number, value: string): void {
+    (this.values[field] as string[])[code] = value;
+    (this.codes[field] as Map<string, number>).set(value, code);
+  }
+
+  /** The entry of the row at byte `at` of `buf`. */
+  private decode(buf: Buffer, at: number): DecisionIndexEntry {
+    const v = (f: number): string =>
+      (this.values[f] as string[])[buf.readUInt32LE(at + AT.codes + 4 * f)] as string;
+    return {
+      decisionId: this.reader.ids(buf.readDoubleLE(at + AT.idPos), buf[at + AT.idLen] as number),
+      revision: buf.readUInt32LE(at + AT.revision),
+      partition: buf.readUInt32LE(at + AT.partition),
+      offset: buf.readDoubleLE(at + AT.offset),
+      receivedAt: buf.readDoubleLE(at + AT.receivedAt),
+      portfolioId: v(0),
+      strategyId: v(1),
+      symbol: v(2),
+      assetClass: v(3),
+      type: v(4),
+      verdict: v(5),
+      priority: buf[at + AT.priority] as number,
+      topics: [...this.topicsOf(buf.readUInt32LE(at + AT.codes + 4 * TOPICS_FIELD))],
+    };
   }
 }
 
-/** Whether an entry satisfies every filter of `q` but the one the scanned index already guarantees. */
-function matches(e: DecisionIndexEntry, q: DecisionQuery, scanned: number): boolean {
-  for (let code = 0; code < INDEXED_FIELDS.length; code++) {
-    if (code === scanned) continue;
-    const f = INDEXED_FIELDS[code] as (typeof INDEXED_FIELDS)[number];
-    const want = q[f];
-    if (want !== undefined && e[f] !== want) return false;
-  }
-  if (q.minPriority !== undefined && e.priority < q.minPriority) return false;
-  if (q.maxPriority !== undefined && e.priority > q.maxPriority) return false;
-  if (q.fromTime !== undefined && e.receivedAt < q.fromTime) return false;
-  if (q.toTime !== undefined && e.receivedAt >= q.toTime) return false;
-  if (q.topic !== undefined) {
-    const pattern = q.topic;
-    if (!e.topics.some((t) => topicMatches(pattern, t))) return false;
-  }
-  return true;
+function hitAt(buf: Buffer, at: number, matched: boolean): Hit {
+  return {
+    t: buf.readDoubleLE(at + AT.receivedAt),
+    p: buf.readUInt32LE(at + AT.partition),
+    o: buf.readDoubleLE(at + AT.offset),
+    buf,
+    at,
+    matched,
+  };
 }
 
-/** Bounds of a query walk: receivedAt in [lo, hi), strictly after `after` in the walk's direction. */
-interface MarkRange {
-  readonly lo: number;
-  readonly hi: number;
-  readonly desc: boolean;
-  readonly after?: MarkKey;
+function compareHits(x: Hit, y: Hit): number {
+  return x.t - y.t || x.p - y.p || x.o - y.o;
 }
 
-function sameMark(a: readonly number[], b: readonly number[]): boolean {
-  return a[0] === b[0] && a[1] === b[1] && a[2] === b[2];
-}
-
-function markOf(k: MarkKey): QueryMark {
-  return { receivedAt: k[0], partition: k[1], offset: k[2] };
+function markOf(h: Hit): QueryMark {
+  return { receivedAt: h.t, partition: h.p, offset: h.o };
 }

@@ -5,6 +5,7 @@
  */
 import { Worker } from 'node:worker_threads';
 import { CdsError } from '../../../errors/index.ts';
+import type { CommitInfo } from './index-store.ts';
 import type { EntryColumns } from './layout.ts';
 import type { WriterReply, WriterRequest } from './writer-protocol.ts';
 
@@ -31,11 +32,11 @@ export class IndexWriterClient {
 
   private constructor(
     private readonly path: string,
-    private readonly onCommitted: () => void,
+    private readonly onCommitted: (info: CommitInfo) => void,
   ) {}
 
   /** Starts the worker on the environment at `path`; resolves once it has opened it. */
-  static async start(path: string, onCommitted: () => void): Promise<IndexWriterClient> {
+  static async start(path: string, onCommitted: (info: CommitInfo) => void): Promise<IndexWriterClient> {
     const c = new IndexWriterClient(path, onCommitted);
     await c.spawn();
     return c;
@@ -77,8 +78,8 @@ export class IndexWriterClient {
     return new Promise<void>((resolve, reject) => {
       worker.on('message', (m: WriterReply) => {
         if (m.kind === 'ready') resolve();
+        else if (m.kind === 'committed') this.onCommitted(m.info);
         else if (m.kind === 'done') {
-          this.onCommitted();
           this.settle(m.id)?.resolve();
         } else if (m.kind === 'failed') {
           this.settle(m.id)?.reject(

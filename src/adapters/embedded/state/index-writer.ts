@@ -1,22 +1,24 @@
 /**
  * The decision-index writer: a worker thread owned by LmdbDecisionIndex. It opens the same LMDB
- * environment (lmdb-js shares one environment between the threads of a process) and writes each
- * `add()` batch in one synchronous transaction, so the B-tree work of an entry and its six secondary
- * keys (about 20 us per entry measured on the main thread) is off the main thread, which only packs
- * the batch into columns and posts it.
+ * environment (lmdb-js shares one environment between the threads of a process) and the row files,
+ * and writes each group of `add()` batches through IndexStore, so that the main thread only packs
+ * each batch into columns and posts it.
  */
 import { parentPort, workerData } from 'node:worker_threads';
-import { concatColumns, openDbs, writeBatch, type EntryColumns } from './layout.ts';
+import { IndexStore } from './index-store.ts';
+import { concatColumns, openDbs, type EntryColumns } from './layout.ts';
 import type { WriterReply, WriterRequest } from './writer-protocol.ts';
 
 const port = parentPort;
 if (port === null) throw new Error('index-writer must run as a worker thread');
 
-const dbs = openDbs((workerData as { path: string }).path);
+const { path } = workerData as { path: string };
+const dbs = openDbs(path);
+const store = new IndexStore(dbs, path);
 
-// Batches that arrived while the previous transaction ran are written together (group commit): one
-// commit and fsync, and posting chunks merged across them, so the writer speeds up as it falls behind.
-// Each add() stays atomic (its entries and checkpoint are in the one transaction).
+// Batches that arrived while the previous group was written are written together (group commit):
+// one fdatasync and one LMDB commit, so the writer speeds up as it falls behind. Each add() stays
+// atomic (its rows become visible, with its checkpoint, at the one commit).
 let queue: Extract<WriterRequest, { kind: 'add' }>[] = [];
 let scheduled = false;
 
@@ -32,7 +34,8 @@ function flush(): void {
       group.length === 1
         ? (group[0] as (typeof group)[0]).columns
         : concatColumns(group.map((m) => m.columns));
-    dbs.env.transactionSync(() => writeBatch(dbs, columns, through));
+    const info = store.write(columns, through);
+    port?.postMessage({ kind: 'committed', info } satisfies WriterReply);
     for (const m of group) port?.postMessage({ kind: 'done', id: m.id } satisfies WriterReply);
   } catch (e) {
     const message = e instanceof Error ? e.message : String(e);
@@ -43,6 +46,7 @@ function flush(): void {
 port.on('message', (msg: WriterRequest) => {
   if (msg.kind === 'close') {
     flush();
+    store.close();
     void dbs.env.close().finally(() => {
       port.postMessage({ kind: 'closed' } satisfies WriterReply);
       port.close();

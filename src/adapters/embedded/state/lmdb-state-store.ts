@@ -24,10 +24,11 @@ export class LmdbStateStore implements StateStore {
   private constructor(
     private readonly dbs: StateDbs,
     private readonly writer: IndexWriterClient,
+    decisions: LmdbDecisionIndex,
   ) {
     this.principals = new LmdbPrincipals(dbs);
     this.audit = new LmdbAudit(dbs);
-    this.decisions = new LmdbDecisionIndex(dbs, writer);
+    this.decisions = decisions;
     this.meta = new LmdbMeta(dbs);
   }
 
@@ -42,9 +43,21 @@ export class LmdbStateStore implements StateStore {
       throw new CdsError('STORAGE_UNAVAILABLE', `cannot open the state store in ${path}`, { cause });
     }
     try {
-      // Reads on this thread must see a batch as soon as the writer reports its commit.
-      const writer = await IndexWriterClient.start(path, () => dbs.env.resetReadTxn());
-      return new LmdbStateStore(dbs, writer);
+      // Reads on this thread must see a batch as soon as the writer reports its commit. The writer
+      // starts first: it truncates the row files to the last commit before this thread loads its caches.
+      const ref: { index?: LmdbDecisionIndex } = {};
+      const writer = await IndexWriterClient.start(path, (info) => {
+        dbs.env.resetReadTxn();
+        ref.index?.applyCommit(info);
+      });
+      dbs.env.resetReadTxn();
+      try {
+        ref.index = new LmdbDecisionIndex(dbs, writer, path);
+      } catch (e) {
+        await writer.close();
+        throw e;
+      }
+      return new LmdbStateStore(dbs, writer, ref.index);
     } catch (e) {
       await dbs.env.close();
       throw e;
@@ -54,6 +67,7 @@ export class LmdbStateStore implements StateStore {
   close(): Promise<void> {
     this.closing ??= (async () => {
       await this.writer.close();
+      this.decisions.close();
       await this.dbs.env.close();
     })();
     return this.closing;

@@ -1,0 +1,207 @@
+/**
+ * The write side of the decision index, run in the index-writer worker. Per group of batches: rows
+ * and ids are appended to their files and fdatasync'd, then one LMDB transaction records the
+ * revisions, new dictionary values, touched zones, counts, file lengths and the checkpoint. On start
+ * the files are truncated to the lengths the last commit recorded (rows after it are a projection
+ * the Indexer re-feeds from the log).
+ */
+import { closeSync, fdatasyncSync, ftruncateSync, openSync, writeSync } from 'node:fs';
+import {
+  DICT_FIELDS,
+  INDEX_LAYOUT,
+  OLD_DBS,
+  STRS,
+  hasRevision,
+  insertRef,
+  type EntryColumns,
+  type StateDbs,
+} from './layout.ts';
+import { AT, ROW, SEGMENT_ROWS, SUPERSEDED, ZoneMap, rowFiles } from './rows.ts';
+
+/** What a commit changed, for the main thread's caches. */
+export interface CommitInfo {
+  readonly rows: number;
+  /** New dictionary values: [field, code, value] triples, flat. */
+  readonly dict: (string | number)[];
+  /** Zones from segment `firstZone` on: [min, max] pairs, flat. */
+  readonly firstZone: number;
+  readonly zones: number[];
+}
+
+/** Writer state: dictionaries, row count, zones; reloaded from the committed state after a failure. */
+export class IndexStore {
+  private dict: Map<string, number>[] = [];
+  private dictSize: number[] = [];
+  private rows = 0;
+  private idsBytes = 0;
+  private zones = new ZoneMap();
+  private readonly rowsFd: number;
+  private readonly idsFd: number;
+
+  constructor(
+    private readonly dbs: StateDbs,
+    dir: string,
+  ) {
+    const f = rowFiles(dir);
+    // Not O_APPEND: flags are set in place in written rows. The files may not exist yet.
+    for (const file of [f.rows, f.ids]) closeSync(openSync(file, 'a'));
+    this.rowsFd = openSync(f.rows, 'r+');
+    this.idsFd = openSync(f.ids, 'r+');
+    this.load();
+  }
+
+  /** (Re)loads the committed state and truncates the files to it; drops an index of another layout. */
+  load(): void {
+    const { env, decisionStats, decisionDict, decisionZones, decisionRevs } = this.dbs;
+    if (decisionStats.get(['layout']) !== INDEX_LAYOUT) {
+      env.transactionSync(() => {
+        for (const name of OLD_DBS) env.openDB({ name }).clearSync();
+        for (const db of [decisionStats, decisionDict, decisionZones, decisionRevs]) db.clearSync();
+        decisionStats.putSync(['layout'], INDEX_LAYOUT);
+      });
+    }
+    this.rows = decisionStats.get(['rows']) ?? 0;
+    this.idsBytes = decisionStats.get(['idsBytes']) ?? 0;
+    ftruncateSync(this.rowsFd, this.rows * ROW);
+    ftruncateSync(this.idsFd, this.idsBytes);
+    this.dict = DICT_FIELDS.map(() => new Map<string, number>());
+    this.dictSize = DICT_FIELDS.map(() => 0);
+    for (const { key, value } of decisionDict.getRange()) {
+      const [f, code] = key;
+      (this.dict[f] as Map<string, number>).set(value, code);
+      this.dictSize[f] = Math.max(this.dictSize[f] as number, code + 1);
+    }
+    this.zones = new ZoneMap();
+    for (const { key, value } of decisionZones.getRange())
+      this.zones.set(key, value[0] as number, value[1] as number);
+  }
+
+  /**
+   * Writes a group of batches and the checkpoint durably; an entry whose decisionId and revision
+   * are already indexed is skipped.
+   */
+  write(c: EntryColumns, through: Readonly<Record<number, number>>): CommitInfo {
+    const { env, decisionRevs, decisionDict, decisionZones, decisionStats } = this.dbs;
+    const firstRow = this.rows;
+    const buf = Buffer.alloc(c.n * ROW);
+    const idBuf = Buffer.allocUnsafe(c.n * 256);
+    let idLen = 0;
+    const refsCache = new Map<string, number[]>();
+    const newDict: (string | number)[] = [];
+    const flagWrites: number[] = [];
+    let added = 0;
+    let newDecisions = 0;
+    try {
+      for (let i = 0; i < c.n; i++) {
+        const j = i * 5;
+        const k = i * STRS;
+        const id = c.strs[k] as string;
+        const rev = c.nums[j + 3] as number;
+        let refs = refsCache.get(id) ?? decisionRevs.get(id);
+        if (refs === undefined) {
+          refs = [];
+          newDecisions++;
+        } else if (hasRevision(refs, rev)) continue;
+        const row = firstRow + added;
+        const at = added * ROW;
+        added++;
+        const top = refs.length === 0 ? -1 : (refs[refs.length - 4] as number);
+        let flags = 0;
+        if (top > rev) flags = SUPERSEDED;
+        else if (top >= 0) {
+          const old = refs[refs.length - 1] as number;
+          if (old >= firstRow) buf.writeUInt8(SUPERSEDED, (old - firstRow) * ROW + AT.flags);
+          else flagWrites.push(old);
+        }
+        refs = insertRef(refs, rev, c.nums[j + 1] as number, c.nums[j + 2] as number, row);
+        refsCache.set(id, refs);
+        const n = idBuf.write(id, idLen, 'utf8');
+        if (n > 255 || n !== Buffer.byteLength(id))
+          throw new Error(`decisionId too long: ${id.slice(0, 40)}...`);
+        buf.writeDoubleLE(c.nums[j] as number, at + AT.receivedAt);
+        buf.writeDoubleLE(c.nums[j + 2] as number, at + AT.offset);
+        buf.writeDoubleLE(this.idsBytes + idLen, at + AT.idPos);
+        buf.writeUInt32LE(c.nums[j + 1] as number, at + AT.partition);
+        buf.writeUInt32LE(rev, at + AT.revision);
+        for (let f = 0; f < DICT_FIELDS.length; f++) {
+          const value = c.strs[k + 1 + f] as string;
+          const d = this.dict[f] as Map<string, number>;
+          let code = d.get(value);
+          if (code === undefined) {
+            code = this.dictSize[f] as number;
+            this.dictSize[f] = code + 1;
+            d.set(value, code);
+            newDict.push(f, code, value);
+          }
+          buf.writeUInt32LE(code, at + AT.codes + 4 * f);
+        }
+        buf[at + AT.priority] = c.nums[j + 4] as number;
+        buf[at + AT.flags] = flags;
+        buf[at + AT.idLen] = n;
+        idLen += n;
+      }
+      if (added > 0) {
+        writeSync(this.rowsFd, buf, 0, added * ROW, firstRow * ROW);
+        writeSync(this.idsFd, idBuf, 0, idLen, this.idsBytes);
+      }
+      const one = Buffer.of(0);
+      for (const old of flagWrites) {
+        one[0] = SUPERSEDED;
+        writeSync(this.rowsFd, one, 0, 1, old * ROW + AT.flags);
+      }
+      if (added > 0 || flagWrites.length > 0) {
+        fdatasyncSync(this.rowsFd);
+        if (idLen > 0) fdatasyncSync(this.idsFd);
+      }
+      // Zones of the segments this group touched.
+      const firstZone = Math.floor(firstRow / SEGMENT_ROWS);
+      const zones: number[] = [];
+      for (let r = firstRow; r < firstRow + added;) {
+        const s = Math.floor(r / SEGMENT_ROWS);
+        const end = Math.min(firstRow + added, (s + 1) * SEGMENT_ROWS);
+        let min = s < this.zones.segments ? (this.zones.min[s] as number) : Infinity;
+        let max = s < this.zones.segments ? (this.zones.max[s] as number) : -Infinity;
+        for (; r < end; r++) {
+          const t = buf.readDoubleLE((r - firstRow) * ROW + AT.receivedAt);
+          if (t < min) min = t;
+          if (t > max) max = t;
+        }
+        zones.push(min, max);
+      }
+      const idsBytes = this.idsBytes + idLen;
+      const rows = firstRow + added;
+      env.transactionSync(() => {
+        for (const [id, refs] of refsCache) decisionRevs.putSync(id, refs);
+        for (let i = 0; i < newDict.length; i += 3)
+          decisionDict.putSync([newDict[i] as number, newDict[i + 1] as number], newDict[i + 2] as string);
+        for (let z = 0; z < zones.length; z += 2)
+          decisionZones.putSync(firstZone + z / 2, [zones[z] as number, zones[z + 1] as number]);
+        if (added > 0) {
+          decisionStats.putSync(['rows'], rows);
+          decisionStats.putSync(['idsBytes'], idsBytes);
+          decisionStats.putSync(['n', 'revisions'], (decisionStats.get(['n', 'revisions']) ?? 0) + added);
+        }
+        if (newDecisions > 0)
+          decisionStats.putSync(
+            ['n', 'decisions'],
+            (decisionStats.get(['n', 'decisions']) ?? 0) + newDecisions,
+          );
+        for (const [partition, next] of Object.entries(through))
+          decisionStats.putSync(['cp', Number(partition)], next);
+      });
+      this.rows = rows;
+      this.idsBytes = idsBytes;
+      for (let z = 0; z < zones.length; z += 2)
+        this.zones.set(firstZone + z / 2, zones[z] as number, zones[z + 1] as number);
+      return { rows, dict: newDict, firstZone, zones };
+    } catch (e) {
+      this.load();
+      throw e;
+    }
+  }
+
+  close(): void {
+    closeSync(this.rowsFd);
+    closeSync(this.idsFd);
+  }
+}
