@@ -136,7 +136,9 @@ export async function startServer(opts: StartOptions = {}): Promise<ServerHandle
 
   const errFd = openSync(stderrFile, 'a');
   const t0 = performance.now();
-  // CDS_TEST_SERVER_ENTRY points the harness at another entry file (for example a build to compare).
+  // CDS_TEST_SERVER_ENTRY points the harness at another entry file: for example src/main.ts of a
+  // `git archive HEAD` copy (with node_modules linked), so that edits in progress in a shared
+  // working tree cannot break a long run half-way.
   const entry = process.env['CDS_TEST_SERVER_ENTRY'] ?? 'src/main.ts';
   const child = spawn(process.execPath, ['--import', 'tsx', entry, 'serve', ...(opts.args ?? [])], {
     cwd: REPO_ROOT,
