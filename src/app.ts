@@ -10,6 +10,7 @@ import type { FastifyInstance } from 'fastify';
 import type { AppContext, Lifecycle } from './app-context.ts';
 import { SegmentLog } from './adapters/embedded/log/index.ts';
 import { LmdbStateStore } from './adapters/embedded/state/index.ts';
+import { PostgresStateStore } from './adapters/postgres/index.ts';
 import { LmdbSubscriptionStore } from './adapters/embedded/subscriptions/index.ts';
 import type { Config } from './config/index.ts';
 import type { Decision } from './domain/decision.ts';
@@ -72,14 +73,28 @@ async function openAdapters(config: Config, dataDir: string): Promise<{ log: Eve
       'CONFIG_INVALID',
       `log.engine '${config.log.engine}' is not available yet in this build (only embedded)`,
     );
-  if (config.state.engine !== 'embedded')
+  if (config.state.engine === 'postgres' && config.postgres.url === undefined) {
     throw new CdsError(
       'CONFIG_INVALID',
-      `state.engine '${config.state.engine}' is not available yet in this build (only embedded)`,
+      'state.engine is postgres but postgres.url (CDS_POSTGRES_URL) is not set',
+      {
+        details: {
+          errors: [
+            { path: 'postgres.url', code: 'required', message: 'required when state.engine is postgres' },
+          ],
+        },
+      },
     );
+  }
   const log = await SegmentLog.open(join(dataDir, 'log'), { segmentBytes: config.log.segmentBytes });
   try {
-    const state = await LmdbStateStore.open(dataDir);
+    const state =
+      config.state.engine === 'postgres'
+        ? await PostgresStateStore.open(config.postgres.url as string, {
+            poolSize: config.postgres.poolSize,
+            applicationName: 'cds',
+          })
+        : await LmdbStateStore.open(dataDir);
     return { log, state };
   } catch (e) {
     await log.close();

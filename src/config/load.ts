@@ -159,5 +159,7 @@ function deepFreeze<T>(o: T): T {
 export function printableConfig(config: Config): Record<string, unknown> {
   const copy = structuredClone(config) as Record<string, unknown> & { security: Record<string, unknown> };
   if (copy.security.adminKey !== undefined) copy.security.adminKey = '***';
+  const pg = copy['postgres'] as { url?: string };
+  if (pg.url !== undefined) pg.url = pg.url.replace(/(\/\/[^:/@]+:)[^@]*@/, '$1***@');
   return copy;
 }

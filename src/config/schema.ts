@@ -52,6 +52,24 @@ export const ConfigSchema = Type.Object(
       },
       { additionalProperties: false, default: {} },
     ),
+    postgres: Type.Object(
+      {
+        url: Type.Optional(
+          Type.String({
+            minLength: 1,
+            description:
+              'PostgreSQL connection string (postgres://user:password@host:port/db) for state.engine=postgres.',
+          }),
+        ),
+        poolSize: Type.Integer({
+          minimum: 1,
+          maximum: 200,
+          default: 10,
+          description: 'Connections in the PostgreSQL pool.',
+        }),
+      },
+      { additionalProperties: false, default: {} },
+    ),
     ingest: Type.Object(
       {
         maxBatch: Type.Integer({
@@ -140,6 +158,8 @@ export const ENV_VARS: Readonly<Record<string, string>> = {
   CDS_LOG: 'log.engine',
   CDS_LOG_SEGMENT_BYTES: 'log.segmentBytes',
   CDS_STATE: 'state.engine',
+  CDS_POSTGRES_URL: 'postgres.url',
+  CDS_POSTGRES_POOL_SIZE: 'postgres.poolSize',
   CDS_INGEST_MAX_BATCH: 'ingest.maxBatch',
   CDS_TOPIC_TEMPLATE: 'ingest.topicTemplate',
   CDS_KEY_FIELD: 'ingest.keyField',
