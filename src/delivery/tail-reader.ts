@@ -56,6 +56,13 @@ export class TailReader {
       try {
         const from = this.#next[p] ?? 0;
         await this.log.waitFor(p, from, signal);
+        if (this.matcher.size === 0) {
+          // No subscription at all: nothing to read or match (ingest-only load); just follow the tail.
+          const to = this.log.extents()[p]?.next ?? from;
+          this.#next[p] = to;
+          this.deliver({ partition: p, from, to, taken: new Map() });
+          continue;
+        }
         const recs = await this.log.read(p, from, this.batchSize);
         if (signal.aborted) return;
         if (recs.length === 0) {
