@@ -16,6 +16,8 @@ export interface EngineOptions {
   /** How often leases and delays are checked, in ms (default 25). */
   readonly tickMs?: number;
   readonly onError: (e: unknown) => void;
+  /** Observes each durable cursor commit (the ledger, ADR 0011); called after it is stored. */
+  readonly onCommit?: (cursors: ReadonlyMap<string, readonly CursorSnapshot[]>, at: number) => void;
 }
 
 /** Runs every subscription of this instance. */
@@ -108,6 +110,11 @@ export class DeliveryEngine {
     return this.#runtimes.get(name);
   }
 
+  /** Every running subscription (read-only use: delivery/introspect.ts). */
+  runtimes(): IterableIterator<SubscriptionRuntime> {
+    return this.#runtimes.values();
+  }
+
   /** Per partition, where a start specification begins reading (offsets). */
   async resolveStart(start: StartSpec): Promise<number[]> {
     const ext = this.log.extents();
@@ -161,6 +168,7 @@ export class DeliveryEngine {
       for (const rt of dirty) rt.dirty = true;
       throw e;
     }
+    if (cursors.size > 0) this.opts.onCommit?.(cursors, Date.now());
   }
 
   /** Stops readers and timers, closes consumers with SHUTTING_DOWN, commits last. */

@@ -20,7 +20,8 @@ const READ_BATCH = 256;
 const MAX_ANCHORS = 65_536;
 const EXPEDITED = 10;
 
-type Outcome = 'acked' | 'filtered' | 'expired' | 'superseded' | 'deadLettered' | 'skipped';
+/** How a pending entry was resolved. */
+export type Outcome = 'acked' | 'filtered' | 'expired' | 'superseded' | 'deadLettered' | 'skipped';
 
 interface Entry {
   readonly rec: DecodedRecord;
@@ -54,6 +55,8 @@ interface Part {
   reading: boolean;
   readonly pending: Map<number, Entry>;
   readonly lastDelivered: Map<string, number>;
+  /** Per key, the consumer the last delivery of the key went to (for the `handover` flag). */
+  readonly lastTo: Map<string, Consumer>;
 }
 
 interface Consumer {
@@ -80,6 +83,26 @@ export interface RuntimeDeps {
   readonly onError: (e: unknown) => void;
 }
 
+/** What introspection reads of a runtime (delivery/introspect.ts, the ledger); never mutated there. */
+export interface RuntimeView {
+  readonly parts: readonly {
+    readonly partition: number;
+    readonly next: number;
+    readonly pending: ReadonlyMap<
+      number,
+      { readonly rec: DecodedRecord; readonly status: string; readonly deliveryCount: number }
+    >;
+  }[];
+  readonly consumers: Iterable<{
+    readonly id: string;
+    readonly sink: ConsumerSink;
+    readonly since: number;
+    readonly credits: number;
+    readonly outstanding: number;
+  }>;
+  readonly outstanding: number;
+}
+
 let consumerSeq = 0;
 
 /** The live state of one subscription. */
@@ -100,6 +123,8 @@ export class SubscriptionRuntime {
   };
   /** Set when something to persist changed since the last commit. */
   dirty = false;
+  /** Observes each resolution (introspection, the ledger); it never changes what happens. */
+  observer: ((partition: number, offset: number, outcome: Outcome) => void) | undefined;
   readonly #deps: RuntimeDeps;
   readonly #epochJson: string;
   readonly #parts: Part[] = [];
@@ -135,6 +160,7 @@ export class SubscriptionRuntime {
         reading: false,
         pending: new Map(),
         lastDelivered: new Map(c?.anchors.map(([k, o]) => [k, o]) ?? []),
+        lastTo: new Map(),
       });
     }
     this.#recovering = cursors.filter((c) => c.pending.length > 0);
@@ -339,7 +365,13 @@ export class SubscriptionRuntime {
   #enqueue(e: Entry): void {
     const q = e.ks.queue;
     let i = q.length;
-    while (i > 0 && this.#before(e, q[i - 1] as Entry) && (q[i - 1] as Entry).status !== 'held') i--;
+    // A held (poisoned) entry stops its key, except for the kill switch: an expedited entry overtakes it.
+    while (
+      i > 0 &&
+      this.#before(e, q[i - 1] as Entry) &&
+      (e.expedited || (q[i - 1] as Entry).status !== 'held')
+    )
+      i--;
     q.splice(i, 0, e);
     if (i === 0) this.#ready(e.ks);
   }
@@ -382,6 +414,7 @@ export class SubscriptionRuntime {
     if (e.replay) this.#replays.delete(e.rec.position);
     else this.#parts[e.rec.partition]?.pending.delete(e.rec.offset);
     this.counters[outcome]++;
+    this.observer?.(e.rec.partition, e.rec.offset, outcome);
     if (e.replay && outcome === 'acked')
       this.#pendingDlRemovals.push({ partition: e.rec.partition, offset: e.rec.offset });
     this.dirty = true;
@@ -399,7 +432,12 @@ export class SubscriptionRuntime {
     if (failure && e.deliveryCount >= this.spec.maxDeliveries) {
       if (this.spec.deadLetter) return this.#deadLetter(e, 'max_deliveries');
       e.status = 'held';
-      e.ks.queue.unshift(e);
+      // Held behind the waiting expedited entries of its key, which must never wait for a poison.
+      const q = e.ks.queue;
+      let i = 0;
+      while (i < q.length && (q[i] as Entry).expedited && (q[i] as Entry).status === 'waiting') i++;
+      q.splice(i, 0, e);
+      if (i > 0) this.#ready(e.ks);
       return;
     }
     const b = this.spec.backoff;
@@ -674,6 +712,16 @@ export class SubscriptionRuntime {
         if (oldest.done !== true) part.lastDelivered.delete(oldest.value);
       }
     }
+    // handover: the previous delivery of this key went to another consumer (or to none this run).
+    const handover = part.lastTo.get(e.rec.key) !== c;
+    if (handover) {
+      part.lastTo.delete(e.rec.key);
+      part.lastTo.set(e.rec.key, c);
+      if (part.lastTo.size > MAX_ANCHORS) {
+        const oldest = part.lastTo.keys().next();
+        if (oldest.done !== true) part.lastTo.delete(oldest.value);
+      }
+    }
     e.deliveryCount++;
     if (e.deliveryCount > 1) this.counters.redelivered++;
     this.counters.delivered++;
@@ -685,6 +733,7 @@ export class SubscriptionRuntime {
         epochJson: this.#epochJson,
         deliveryCount: e.deliveryCount,
         expedited: e.expedited,
+        handover,
         expired: e.rec.expiresAt !== undefined && e.rec.expiresAt <= now,
       },
       this.#transform === undefined ? e.rec.payloadText : (e.payload ?? 'null'),
@@ -857,6 +906,11 @@ export class SubscriptionRuntime {
     this.#resolve(f.e, 'skipped');
     this.#schedulePump();
     return true;
+  }
+
+  /** Read-only view of the live state (delivery/introspect.ts). */
+  inspect(): RuntimeView {
+    return { parts: this.#parts, consumers: this.#consumers.values(), outstanding: this.#outstanding };
   }
 
   /** A summary for the API. */
