@@ -83,49 +83,61 @@ export class IndexStore {
   write(c: EntryColumns, through: Readonly<Record<number, number>>): CommitInfo {
     const { env, decisionRevs, decisionDict, decisionZones, decisionStats } = this.dbs;
     const firstRow = this.rows;
-    const buf = Buffer.alloc(c.n * ROW);
+    // Rows are filled through typed-array views (the platform is little-endian, checked in rows.ts).
+    const ab = new ArrayBuffer(c.n * ROW);
+    const buf = Buffer.from(ab);
+    const f64 = new Float64Array(ab);
+    const u32 = new Uint32Array(ab);
     const idBuf = Buffer.allocUnsafe(c.n * 256);
     let idLen = 0;
     const refsCache = new Map<string, number[]>();
     const newDict: (string | number)[] = [];
     const flagWrites: number[] = [];
+    const dicts = this.dict;
+    const nums = c.nums;
+    const strs = c.strs;
     let added = 0;
     let newDecisions = 0;
     try {
       for (let i = 0; i < c.n; i++) {
         const j = i * 5;
         const k = i * STRS;
-        const id = c.strs[k] as string;
-        const rev = c.nums[j + 3] as number;
-        let refs = refsCache.get(id) ?? decisionRevs.get(id);
-        if (refs === undefined) {
-          refs = [];
-          newDecisions++;
-        } else if (hasRevision(refs, rev)) continue;
+        const id = strs[k] as string;
+        const rev = nums[j + 3] as number;
+        const partition = nums[j + 1] as number;
+        const offset = nums[j + 2] as number;
         const row = firstRow + added;
+        let refs = refsCache.get(id) ?? decisionRevs.get(id);
+        let flags = 0;
+        if (refs === undefined) {
+          refs = [rev, partition, offset, row];
+          newDecisions++;
+        } else {
+          if (hasRevision(refs, rev)) continue;
+          const top = refs[refs.length - 4] as number;
+          if (top > rev) flags = SUPERSEDED;
+          else {
+            const old = refs[refs.length - 1] as number;
+            if (old >= firstRow) buf[(old - firstRow) * ROW + AT.flags] = SUPERSEDED;
+            else flagWrites.push(old);
+          }
+          refs = insertRef(refs, rev, partition, offset, row);
+        }
+        refsCache.set(id, refs);
         const at = added * ROW;
         added++;
-        const top = refs.length === 0 ? -1 : (refs[refs.length - 4] as number);
-        let flags = 0;
-        if (top > rev) flags = SUPERSEDED;
-        else if (top >= 0) {
-          const old = refs[refs.length - 1] as number;
-          if (old >= firstRow) buf.writeUInt8(SUPERSEDED, (old - firstRow) * ROW + AT.flags);
-          else flagWrites.push(old);
-        }
-        refs = insertRef(refs, rev, c.nums[j + 1] as number, c.nums[j + 2] as number, row);
-        refsCache.set(id, refs);
         const n = idBuf.write(id, idLen, 'utf8');
-        if (n > 255 || n !== Buffer.byteLength(id))
-          throw new Error(`decisionId too long: ${id.slice(0, 40)}...`);
-        buf.writeDoubleLE(c.nums[j] as number, at + AT.receivedAt);
-        buf.writeDoubleLE(c.nums[j + 2] as number, at + AT.offset);
-        buf.writeDoubleLE(this.idsBytes + idLen, at + AT.idPos);
-        buf.writeUInt32LE(c.nums[j + 1] as number, at + AT.partition);
-        buf.writeUInt32LE(rev, at + AT.revision);
+        if (n > 255) throw new Error(`decisionId too long: ${id.slice(0, 40)}...`);
+        const r8 = at >> 3;
+        const r4 = at >> 2;
+        f64[r8] = nums[j] as number;
+        f64[r8 + 1] = offset;
+        f64[r8 + 2] = this.idsBytes + idLen;
+        u32[r4 + 6] = partition;
+        u32[r4 + 7] = rev;
         for (let f = 0; f < DICT_FIELDS.length; f++) {
-          const value = c.strs[k + 1 + f] as string;
-          const d = this.dict[f] as Map<string, number>;
+          const value = strs[k + 1 + f] as string;
+          const d = dicts[f] as Map<string, number>;
           let code = d.get(value);
           if (code === undefined) {
             code = this.dictSize[f] as number;
@@ -133,9 +145,9 @@ export class IndexStore {
             d.set(value, code);
             newDict.push(f, code, value);
           }
-          buf.writeUInt32LE(code, at + AT.codes + 4 * f);
+          u32[r4 + 8 + f] = code;
         }
-        buf[at + AT.priority] = c.nums[j + 4] as number;
+        buf[at + AT.priority] = nums[j + 4] as number;
         buf[at + AT.flags] = flags;
         buf[at + AT.idLen] = n;
         idLen += n;
@@ -162,7 +174,7 @@ export class IndexStore {
         let min = s < this.zones.segments ? (this.zones.min[s] as number) : Infinity;
         let max = s < this.zones.segments ? (this.zones.max[s] as number) : -Infinity;
         for (; r < end; r++) {
-          const t = buf.readDoubleLE((r - firstRow) * ROW + AT.receivedAt);
+          const t = f64[((r - firstRow) * ROW) >> 3] as number;
           if (t < min) min = t;
           if (t > max) max = t;
         }

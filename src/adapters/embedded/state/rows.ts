@@ -6,6 +6,7 @@
  * pread per segment on the main thread.
  */
 import { closeSync, openSync, readSync } from 'node:fs';
+import { endianness } from 'node:os';
 import { join } from 'node:path';
 
 /** Bytes of one row. */
@@ -13,6 +14,9 @@ export const ROW = 64;
 
 /** Rows per zone-map segment (and per read: 32 KiB). */
 export const SEGMENT_ROWS = 512;
+
+// The writer fills rows through typed-array views, i.e. in the platform's byte order.
+if (endianness() !== 'LE') throw new Error('the decision row files assume a little-endian platform');
 
 /** Row layout (little-endian). */
 export const AT = {
