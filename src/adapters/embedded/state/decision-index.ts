@@ -18,7 +18,17 @@ import { topicMatches } from '../../../domain/topics.ts';
 import type { CommitInfo } from './index-store.ts';
 import type { IndexWriterClient } from './index-writer-client.ts';
 import { DICT_FIELDS, TOPICS_FIELD, TOPIC_SEP, toColumns, type StateDbs } from './layout.ts';
-import { AT, ROW, RowReader, SEGMENT_ROWS, SUPERSEDED, ZoneMap, lowerBound } from './rows.ts';
+import {
+  AT,
+  ROW,
+  RowReader,
+  SEGMENT_ROWS,
+  SUMMARY_FIELDS,
+  SUPERSEDED,
+  ZONE_STRIDE,
+  ZoneMap,
+  lowerBound,
+} from './rows.ts';
 
 /** Entries a query examines (rows passing its equality filters) before it returns a partial page, unless the caller says otherwise. */
 export const DEFAULT_SCAN_LIMIT = 10_000;
@@ -58,8 +68,7 @@ export class LmdbDecisionIndex implements DecisionIndex {
   ) {
     this.reader = new RowReader(dir);
     for (const { key, value } of dbs.decisionDict.getRange()) this.addValue(key[0], key[1], value);
-    for (const { key, value } of dbs.decisionZones.getRange())
-      this.zones.set(key, value[0] as number, value[1] as number);
+    for (const { key, value } of dbs.decisionZones.getRange()) this.zones.set(key, value);
     this.rows = dbs.decisionStats.get(['rows']) ?? 0;
   }
 
@@ -68,8 +77,8 @@ export class LmdbDecisionIndex implements DecisionIndex {
     const d = info.dict;
     for (let i = 0; i < d.length; i += 3)
       this.addValue(d[i] as number, d[i + 1] as number, d[i + 2] as string);
-    for (let z = 0; z < info.zones.length; z += 2)
-      this.zones.set(info.firstZone + z / 2, info.zones[z] as number, info.zones[z + 1] as number);
+    for (let z = 0; z < info.zones.length; z += ZONE_STRIDE)
+      this.zones.set(info.firstZone + z / ZONE_STRIDE, info.zones, z);
     this.rows = Math.max(this.rows, info.rows);
   }
 
@@ -131,14 +140,16 @@ export class LmdbDecisionIndex implements DecisionIndex {
   ): Promise<QueryPage> {
     if (opts.limit <= 0) return { entries: [] };
     const scanLimit = Math.max(1, opts.scanLimit ?? DEFAULT_SCAN_LIMIT);
-    // Equality filters as (row position, code); a value never indexed matches nothing.
+    // Equality filters as (u32 index in the row, code); a value never indexed matches nothing.
     const want: number[] = [];
+    const summary: number[] = [];
     for (let f = 0; f < TOPICS_FIELD; f++) {
       const value = q[DICT_FIELDS[f] as Exclude<(typeof DICT_FIELDS)[number], 'topics'>];
       if (value === undefined) continue;
       const code = (this.codes[f] as Map<string, number>).get(value);
       if (code === undefined) return { entries: [] };
-      want.push(AT.codes + 4 * f, code);
+      want.push((AT.codes >> 2) + f, code);
+      if (f < SUMMARY_FIELDS) summary.push(f, code);
     }
     const topicBits = q.topic === undefined ? undefined : this.topicCodes(q.topic);
     if (topicBits !== undefined && !topicBits.includes(1)) return { entries: [] };
@@ -151,8 +162,8 @@ export class LmdbDecisionIndex implements DecisionIndex {
     const hi = q.toTime ?? Infinity;
     const a = opts.after;
     const cands = desc
-      ? this.descSegments(lo, hi, a === undefined ? hi : Math.min(hi, a.receivedAt))
-      : this.ascSegments(Math.max(lo, a === undefined ? lo : a.receivedAt), hi);
+      ? this.descSegments(lo, hi, a === undefined ? hi : Math.min(hi, a.receivedAt), summary)
+      : this.ascSegments(Math.max(lo, a === undefined ? lo : a.receivedAt), hi, summary);
 
     const hits: Hit[] = [];
     const read: Buffer[] = [];
@@ -192,18 +203,26 @@ export class LmdbDecisionIndex implements DecisionIndex {
       const buf = this.reader.rows(first, Math.min(SEGMENT_ROWS, this.rows - first));
       read.push(buf);
       rawRead += buf.length / ROW;
+      const f64 = new Float64Array(buf.buffer, buf.byteOffset, buf.length >> 3);
+      const u32 = new Uint32Array(buf.buffer, buf.byteOffset, buf.length >> 2);
       for (let at = 0; at < buf.length; at += ROW) {
-        const t = buf.readDoubleLE(at + AT.receivedAt);
-        if (!inRange(buf, at, t)) continue;
+        const r8 = at >> 3;
+        const r4 = at >> 2;
+        const t = f64[r8] as number;
+        if (t < lo || t >= hi) continue;
+        if (a !== undefined) {
+          const c =
+            t - a.receivedAt || (u32[r4 + 6] as number) - a.partition || (f64[r8 + 1] as number) - a.offset;
+          if (dir * c <= 0) continue;
+        }
         let ok = true;
-        for (let w = 0; w < want.length && ok; w += 2)
-          ok = buf.readUInt32LE(at + (want[w] as number)) === want[w + 1];
+        for (let w = 0; w < want.length && ok; w += 2) ok = u32[r4 + (want[w] as number)] === want[w + 1];
         if (!ok) continue;
         const pr = buf[at + AT.priority] as number;
         const matched =
           pr >= minP &&
           pr <= maxP &&
-          (topicBits === undefined || topicBits[buf.readUInt32LE(at + AT.codes + 4 * TOPICS_FIELD)] === 1) &&
+          (topicBits === undefined || topicBits[u32[r4 + 8 + TOPICS_FIELD] as number] === 1) &&
           (!latestOnly || ((buf[at + AT.flags] as number) & SUPERSEDED) === 0);
         hits.push(hitAt(buf, at, matched));
       }
@@ -241,25 +260,37 @@ export class LmdbDecisionIndex implements DecisionIndex {
   }
 
   /** Segments that can hold rows with receivedAt in [from, hi), ascending by their min receivedAt. */
-  private *ascSegments(from: number, hi: number): Generator<number, void, undefined> {
+  private *ascSegments(from: number, hi: number, summary: number[]): Generator<number, void, undefined> {
     const z = this.zones;
     const order = z.byMin();
     for (let k = lowerBound(order, z.min, from - z.span); k < order.length; k++) {
       const s = order[k] as number;
       if ((z.min[s] as number) >= hi) return;
-      if ((z.max[s] as number) >= from) yield s;
+      if ((z.max[s] as number) >= from && this.mayHold(s, summary)) yield s;
     }
   }
 
   /** Segments that can hold rows with receivedAt in [lo, hi) and <= upTo, descending by their max receivedAt. */
-  private *descSegments(lo: number, hi: number, upTo: number): Generator<number, void, undefined> {
+  private *descSegments(
+    lo: number,
+    hi: number,
+    upTo: number,
+    summary: number[],
+  ): Generator<number, void, undefined> {
     const z = this.zones;
     const order = z.byMax();
     for (let k = lowerBound(order, z.max, upTo + z.span + 1) - 1; k >= 0; k--) {
       const s = order[k] as number;
       if ((z.max[s] as number) < lo) return;
-      if ((z.min[s] as number) <= upTo && (z.min[s] as number) < hi) yield s;
+      if ((z.min[s] as number) <= upTo && (z.min[s] as number) < hi && this.mayHold(s, summary)) yield s;
     }
+  }
+
+  /** Whether segment `s` may hold rows with every (field, code) of `summary` (its bit sets say so). */
+  private mayHold(s: number, summary: number[]): boolean {
+    for (let i = 0; i < summary.length; i += 2)
+      if (!this.zones.mayHold(s, summary[i] as number, summary[i + 1] as number)) return false;
+    return true;
   }
 
   /** Per topic-set code, 1 if one of its topics matches `pattern` (cached, extended as codes are added). */

@@ -16,14 +16,24 @@ import {
   type EntryColumns,
   type StateDbs,
 } from './layout.ts';
-import { AT, ROW, SEGMENT_ROWS, SUPERSEDED, ZoneMap, rowFiles } from './rows.ts';
+import {
+  AT,
+  ROW,
+  SEGMENT_ROWS,
+  SUMMARY_FIELDS,
+  SUPERSEDED,
+  ZONE_STRIDE,
+  ZoneMap,
+  rowFiles,
+  summaryAdd,
+} from './rows.ts';
 
 /** What a commit changed, for the main thread's caches. */
 export interface CommitInfo {
   readonly rows: number;
   /** New dictionary values: [field, code, value] triples, flat. */
   readonly dict: (string | number)[];
-  /** Zones from segment `firstZone` on: [min, max] pairs, flat. */
+  /** Zones from segment `firstZone` on: ZONE_STRIDE numbers each (rows.ts), flat. */
   readonly firstZone: number;
   readonly zones: number[];
 }
@@ -72,8 +82,7 @@ export class IndexStore {
       this.dictSize[f] = Math.max(this.dictSize[f] as number, code + 1);
     }
     this.zones = new ZoneMap();
-    for (const { key, value } of decisionZones.getRange())
-      this.zones.set(key, value[0] as number, value[1] as number);
+    for (const { key, value } of decisionZones.getRange()) this.zones.set(key, value);
   }
 
   /**
@@ -171,14 +180,15 @@ export class IndexStore {
       for (let r = firstRow; r < firstRow + added;) {
         const s = Math.floor(r / SEGMENT_ROWS);
         const end = Math.min(firstRow + added, (s + 1) * SEGMENT_ROWS);
-        let min = s < this.zones.segments ? (this.zones.min[s] as number) : Infinity;
-        let max = s < this.zones.segments ? (this.zones.max[s] as number) : -Infinity;
+        const zone = this.zones.get(s);
         for (; r < end; r++) {
-          const t = f64[((r - firstRow) * ROW) >> 3] as number;
-          if (t < min) min = t;
-          if (t > max) max = t;
+          const r8 = ((r - firstRow) * ROW) >> 3;
+          const t = f64[r8] as number;
+          if (t < (zone[0] as number)) zone[0] = t;
+          if (t > (zone[1] as number)) zone[1] = t;
+          for (let f = 0; f < SUMMARY_FIELDS; f++) summaryAdd(zone, 2, f, u32[r8 * 2 + 8 + f] as number);
         }
-        zones.push(min, max);
+        for (const x of zone) zones.push(x);
       }
       const idsBytes = this.idsBytes + idLen;
       const rows = firstRow + added;
@@ -186,8 +196,8 @@ export class IndexStore {
         for (const [id, refs] of refsCache) decisionRevs.putSync(id, refs);
         for (let i = 0; i < newDict.length; i += 3)
           decisionDict.putSync([newDict[i] as number, newDict[i + 1] as number], newDict[i + 2] as string);
-        for (let z = 0; z < zones.length; z += 2)
-          decisionZones.putSync(firstZone + z / 2, [zones[z] as number, zones[z + 1] as number]);
+        for (let z = 0; z < zones.length; z += ZONE_STRIDE)
+          decisionZones.putSync(firstZone + z / ZONE_STRIDE, zones.slice(z, z + ZONE_STRIDE));
         if (added > 0) {
           decisionStats.putSync(['rows'], rows);
           decisionStats.putSync(['idsBytes'], idsBytes);
@@ -203,8 +213,8 @@ export class IndexStore {
       });
       this.rows = rows;
       this.idsBytes = idsBytes;
-      for (let z = 0; z < zones.length; z += 2)
-        this.zones.set(firstZone + z / 2, zones[z] as number, zones[z + 1] as number);
+      for (let z = 0; z < zones.length; z += ZONE_STRIDE)
+        this.zones.set(firstZone + z / ZONE_STRIDE, zones, z);
       return { rows, dict: newDict, firstZone, zones };
     } catch (e) {
       this.load();

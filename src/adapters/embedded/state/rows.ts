@@ -31,6 +31,22 @@ export const AT = {
   idLen: 62, // u8: UTF-8 bytes (decisionIds have at most 128 ASCII characters)
 } as const;
 
+/** Fields (DICT_FIELDS codes) whose values each segment summarises in a bit set: portfolio, strategy, symbol. */
+export const SUMMARY_FIELDS = 3;
+
+/** 32-bit words of one field's bit set in a segment summary (512 bits: code mod 512). */
+export const SUMMARY_WORDS = 16;
+
+/** Numbers per segment in a stored or posted zone: min, max, then the summary words. */
+export const ZONE_STRIDE = 2 + SUMMARY_FIELDS * SUMMARY_WORDS;
+
+/** Sets the summary bit of `code` of field `f` in `words` (one segment's summary, from index `base`). */
+export function summaryAdd(words: Uint32Array | number[], base: number, f: number, code: number): void {
+  const bit = code & (SUMMARY_WORDS * 32 - 1);
+  const i = base + f * SUMMARY_WORDS + (bit >>> 5);
+  words[i] = ((words[i] as number) | (1 << (bit & 31))) >>> 0;
+}
+
 /** Flag bit: a higher revision of the same decision is indexed. */
 export const SUPERSEDED = 1;
 
@@ -43,14 +59,18 @@ export function rowFiles(dir: string): { rows: string; ids: string } {
 export class ZoneMap {
   min: Float64Array<ArrayBuffer> = new Float64Array(64);
   max: Float64Array<ArrayBuffer> = new Float64Array(64);
+  /** Per segment, SUMMARY_FIELDS bit sets of the codes its rows hold. */
+  bits: Uint32Array<ArrayBuffer> = new Uint32Array(64 * SUMMARY_FIELDS * SUMMARY_WORDS);
   segments = 0;
   /** The widest max - min of any segment: bounds how far before a time a segment holding it can start. */
   span = 0;
   private byMinCache: Uint32Array | undefined;
   private byMaxCache: Uint32Array | undefined;
 
-  /** Sets the zone of segment `s` (growing the map). */
-  set(s: number, min: number, max: number): void {
+  /** Sets the zone of segment `s` from ZONE_STRIDE numbers of `zone` from `at` (growing the map). */
+  set(s: number, zone: ArrayLike<number>, at = 0): void {
+    const min = zone[at] as number;
+    const max = zone[at + 1] as number;
     if (s >= this.min.length) {
       const grow = (a: Float64Array): Float64Array<ArrayBuffer> => {
         const b = new Float64Array(Math.max(s + 1, a.length * 2));
@@ -59,13 +79,32 @@ export class ZoneMap {
       };
       this.min = grow(this.min);
       this.max = grow(this.max);
+      const bits = new Uint32Array(this.min.length * SUMMARY_FIELDS * SUMMARY_WORDS);
+      bits.set(this.bits);
+      this.bits = bits;
     }
+    const w = SUMMARY_FIELDS * SUMMARY_WORDS;
+    for (let i = 0; i < w; i++) this.bits[s * w + i] = zone[at + 2 + i] as number;
     this.min[s] = min;
     this.max[s] = max;
     if (s >= this.segments) this.segments = s + 1;
     if (max - min > this.span) this.span = max - min;
     this.byMinCache = undefined;
     this.byMaxCache = undefined;
+  }
+
+  /** The zone of segment `s` as ZONE_STRIDE numbers (a new segment's is empty). */
+  get(s: number): number[] {
+    if (s >= this.segments) return [Infinity, -Infinity, ...new Array<number>(ZONE_STRIDE - 2).fill(0)];
+    const w = SUMMARY_FIELDS * SUMMARY_WORDS;
+    return [this.min[s] as number, this.max[s] as number, ...this.bits.subarray(s * w, (s + 1) * w)];
+  }
+
+  /** Whether segment `s` may hold a row with `code` in field `f` (< SUMMARY_FIELDS). */
+  mayHold(s: number, f: number, code: number): boolean {
+    const bit = code & (SUMMARY_WORDS * 32 - 1);
+    const word = this.bits[(s * SUMMARY_FIELDS + f) * SUMMARY_WORDS + (bit >>> 5)] as number;
+    return (word & (1 << (bit & 31))) !== 0;
   }
 
   /** Segment numbers ascending by min receivedAt (cached; nearly sorted input sorts fast). */
@@ -109,9 +148,9 @@ export class RowReader {
     this.idsFd = openSync(f.ids, 'r');
   }
 
-  /** Rows [first, first + count) as one buffer. */
+  /** Rows [first, first + count) as one buffer (on its own ArrayBuffer, so typed-array views align). */
   rows(first: number, count: number): Buffer {
-    const buf = Buffer.allocUnsafe(count * ROW);
+    const buf = Buffer.from(new ArrayBuffer(count * ROW));
     const n = readSync(this.rowsFd, buf, 0, buf.length, first * ROW);
     if (n !== buf.length) throw new Error(`short read of the decision rows (${n} of ${buf.length} bytes)`);
     return buf;
