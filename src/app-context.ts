@@ -11,6 +11,8 @@ import type { AuditTrail, Authenticator, PrincipalService, RateLimiter } from '.
 import type { StateStore } from './state/index.ts';
 import type { StatusTracker } from './status.ts';
 import type { SubscriptionService } from './subscriptions/index.ts';
+import type { DeliveryIntrospect } from './delivery/introspect.ts';
+import type { LedgerService } from './ledger/index.ts';
 
 /** Lifecycle flags read by health endpoints and every request. */
 export interface Lifecycle {
@@ -38,4 +40,8 @@ export interface AppContext {
   readonly cursorSecret: string;
   /** Subscriptions and their delivery (ADR 0009). */
   readonly subscriptions: SubscriptionService;
+  /** Read-only views of delivery state: health per subscription (subscriptions issue item 6). */
+  readonly deliveries: DeliveryIntrospect;
+  /** The delivery ledger (ADR 0011). */
+  readonly ledger: LedgerService;
 }

@@ -25,6 +25,8 @@ import { AuditTrail, Authenticator, JwtVerifier, PrincipalService, RateLimiter }
 import type { StateStore } from './state/index.ts';
 import { StatusTracker } from './status.ts';
 import { DeliveryEngine } from './delivery/index.ts';
+import { DeliveryIntrospect } from './delivery/introspect.ts';
+import { LedgerRecorder, LedgerService, LmdbLedgerStore } from './ledger/index.ts';
 import { SubscriptionService } from './subscriptions/index.ts';
 import { buildRestServer } from './transports/rest/server.ts';
 
@@ -130,10 +132,22 @@ export async function buildApp(config: Config, opts: { logger?: Logger } = {}): 
     await state.meta.set('cursor.secret', cursorSecret);
   }
   const subscriptionStore = LmdbSubscriptionStore.open(dataDir);
-  const subscriptions = await SubscriptionService.open(
-    subscriptionStore,
-    new DeliveryEngine(log, subscriptionStore, { onError }),
-    audit,
+  const ledgerStore = LmdbLedgerStore.open(dataDir);
+  let recorder: LedgerRecorder | undefined;
+  const engine = new DeliveryEngine(log, subscriptionStore, {
+    onError,
+    onCommit: (cursors, at) => recorder?.onCommit(cursors, at),
+  });
+  const deliveries = new DeliveryIntrospect(engine, log);
+  const ledgerRecorder = new LedgerRecorder(ledgerStore, deliveries, onError);
+  for (const r of await subscriptionStore.list())
+    ledgerRecorder.seed(r.name, await subscriptionStore.loadCursors(r.name));
+  recorder = ledgerRecorder;
+  const subscriptions = await SubscriptionService.open(subscriptionStore, engine, audit);
+  deliveries.start();
+  metrics.setSubscriptionSource(() => deliveries.samples());
+  const ledger = new LedgerService(ledgerStore, deliveries, subscriptionStore, 200, () =>
+    ledgerRecorder.flushed(),
   );
   const ctx: AppContext = {
     config,
@@ -150,6 +164,8 @@ export async function buildApp(config: Config, opts: { logger?: Logger } = {}): 
     lifecycle,
     cursorSecret,
     subscriptions,
+    deliveries,
+    ledger,
   };
 
   const t0 = performance.now();
@@ -183,10 +199,13 @@ export async function buildApp(config: Config, opts: { logger?: Logger } = {}): 
         if (drained === 'timeout')
           logger.warn('drain timed out; closing with publishes still in flight (they were not acknowledged)');
         await subscriptions.close();
+        deliveries.stop();
+        await ledgerRecorder.flushed();
         await audit.drain();
         status.stop();
         await http.close();
         await subscriptionStore.close();
+        await ledgerStore.close();
         await log.close();
         await state.close();
         logger.info('closed');

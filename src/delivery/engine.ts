@@ -3,7 +3,7 @@
  * one runtime per subscription, the timer that expires leases, and batched cursor commits.
  */
 import type { EventLog } from '../log/index.ts';
-import { SubscriptionMatcher } from '../routing/index.ts';
+import { SubscriptionMatcher, type ExplainVerdict } from '../routing/index.ts';
 import type { CursorSnapshot, SubscriptionStore } from '../state/subscriptions-port.ts';
 import type { StartSpec, SubscriptionSpec } from '../subscriptions/spec.ts';
 import { SubscriptionRuntime } from './runtime.ts';
@@ -113,6 +113,11 @@ export class DeliveryEngine {
   /** Every running subscription (read-only use: delivery/introspect.ts). */
   runtimes(): IterableIterator<SubscriptionRuntime> {
     return this.#runtimes.values();
+  }
+
+  /** Which subscriptions take or filter out a decision now, and why (read-only; the ledger). */
+  explain(decision: unknown, topics: readonly string[]): ExplainVerdict[] {
+    return this.#matcher.explain(decision, topics);
   }
 
   /** Per partition, where a start specification begins reading (offsets). */

@@ -4,6 +4,17 @@
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 
+/** The numbers of one subscription that the per-subscription metrics show. */
+export interface SubscriptionMetricSample {
+  readonly name: string;
+  readonly lag: number;
+  readonly inFlight: number;
+  readonly redelivered: number;
+  readonly deadLettered: number;
+  readonly delivered: number;
+  readonly acked: number;
+}
+
 /** The metrics of one instance. */
 export class Metrics {
   readonly registry = new Registry();
@@ -68,6 +79,80 @@ export class Metrics {
     help: '1 when the instance accepts work.',
     registers: [this.registry],
   });
+
+  /** Per-subscription numbers, read at scrape time (set by the composition root). */
+  #subscriptions: () => Iterable<SubscriptionMetricSample> = () => [];
+  readonly subscriptionLag = this.#perSubscription(
+    Gauge,
+    'cds_subscription_lag',
+    'Records between the ack floor and the log tail.',
+    (s) => s.lag,
+  );
+  readonly subscriptionInFlight = this.#perSubscription(
+    Gauge,
+    'cds_subscription_in_flight',
+    'Deliveries sent and not yet acknowledged.',
+    (s) => s.inFlight,
+  );
+  readonly subscriptionRedeliveries = this.#perSubscription(
+    Counter,
+    'cds_subscription_redeliveries_total',
+    'Deliveries sent again (delivery count above 1) since start.',
+    (s) => s.redelivered,
+  );
+  readonly subscriptionDeadLetters = this.#perSubscription(
+    Counter,
+    'cds_subscription_dead_letters_total',
+    'Decisions dead-lettered since start.',
+    (s) => s.deadLettered,
+  );
+  readonly subscriptionDelivered = this.#perSubscription(
+    Counter,
+    'cds_subscription_delivered_total',
+    'Deliveries sent (first and again) since start.',
+    (s) => s.delivered,
+  );
+  readonly subscriptionAcked = this.#perSubscription(
+    Counter,
+    'cds_subscription_acked_total',
+    'Deliveries acknowledged since start.',
+    (s) => s.acked,
+  );
+
+  /** Where the per-subscription metrics read from at scrape time. */
+  setSubscriptionSource(source: () => Iterable<SubscriptionMetricSample>): void {
+    this.#subscriptions = source;
+  }
+
+  #perSubscription<M extends Gauge | Counter>(
+    Kind: new (c: {
+      name: string;
+      help: string;
+      labelNames: string[];
+      registers: Registry[];
+      collect: () => void;
+    }) => M,
+    name: string,
+    help: string,
+    value: (s: SubscriptionMetricSample) => number,
+  ): M {
+    const source = () => this.#subscriptions();
+    // Computed from the engine's counters when scraped, never on the delivery path.
+    const metric: M = new Kind({
+      name,
+      help,
+      labelNames: ['subscription'],
+      registers: [this.registry],
+      collect: () => {
+        metric.reset();
+        for (const s of source()) {
+          if (metric instanceof Gauge) metric.set({ subscription: s.name }, value(s));
+          else metric.inc({ subscription: s.name }, value(s));
+        }
+      },
+    });
+    return metric;
+  }
 
   constructor() {
     collectDefaultMetrics({ register: this.registry, prefix: 'cds_process_' });

@@ -12,6 +12,8 @@ import { registerDecisionRoutes } from './routes/decisions.ts';
 import { registerAdminRoutes } from './routes/admin.ts';
 import { registerOpsRoutes } from './routes/ops.ts';
 import { registerSubscriptionRoutes } from './routes/subscriptions.ts';
+import { registerSubscriptionStatsRoutes } from './routes/subscription-stats.ts';
+import { registerLedgerRoutes } from './routes/ledger.ts';
 import { registerWebSocket } from '../ws/index.ts';
 import { openApiDocument } from './openapi.ts';
 
@@ -103,6 +105,8 @@ export async function buildRestServer(ctx: AppContext): Promise<FastifyInstance>
   registerDecisionRoutes(app, ctx);
   registerAdminRoutes(app, ctx);
   registerSubscriptionRoutes(app, ctx);
+  registerSubscriptionStatsRoutes(app, ctx);
+  registerLedgerRoutes(app, ctx);
   registerWebSocket(app, ctx);
   await registerDocs(app, ctx);
   return app;

@@ -53,6 +53,7 @@ export function registerOpsRoutes(app: FastifyInstance, ctx: AppContext): void {
         storedBytes: ctx.log.storedBytes(),
       },
       index: { backlog: ctx.publisher.indexer.backlog },
+      subscriptions: ctx.deliveries.summary(),
     };
   });
 }
