@@ -13,6 +13,7 @@ import type { StatusTracker } from './status.ts';
 import type { SubscriptionService } from './subscriptions/index.ts';
 import type { DeliveryIntrospect } from './delivery/introspect.ts';
 import type { LedgerService } from './ledger/index.ts';
+import type { WebhookService } from './transports/webhook/service.ts';
 
 /** Lifecycle flags read by health endpoints and every request. */
 export interface Lifecycle {
@@ -44,4 +45,6 @@ export interface AppContext {
   readonly deliveries: DeliveryIntrospect;
   /** The delivery ledger (ADR 0011). */
   readonly ledger: LedgerService;
+  /** Webhook endpoints of subscriptions (ADR 0010). */
+  readonly webhooks: WebhookService;
 }

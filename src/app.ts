@@ -12,6 +12,7 @@ import { SegmentLog } from './adapters/embedded/log/index.ts';
 import { LmdbStateStore } from './adapters/embedded/state/index.ts';
 import { PostgresStateStore } from './adapters/postgres/index.ts';
 import { LmdbSubscriptionStore } from './adapters/embedded/subscriptions/index.ts';
+import { LmdbWebhookStore } from './adapters/embedded/webhooks/index.ts';
 import type { Config } from './config/index.ts';
 import type { Decision } from './domain/decision.ts';
 import { CdsError } from './errors/index.ts';
@@ -29,6 +30,7 @@ import { DeliveryIntrospect } from './delivery/introspect.ts';
 import { LedgerRecorder, LedgerService, LmdbLedgerStore } from './ledger/index.ts';
 import { SubscriptionService } from './subscriptions/index.ts';
 import { buildRestServer } from './transports/rest/server.ts';
+import { WebhookService } from './transports/webhook/service.ts';
 
 /** A built application: its services, its REST server, and its lifecycle. */
 export interface App {
@@ -149,6 +151,8 @@ export async function buildApp(config: Config, opts: { logger?: Logger } = {}): 
   const ledger = new LedgerService(ledgerStore, deliveries, subscriptionStore, 200, () =>
     ledgerRecorder.flushed(),
   );
+  const webhookStore = LmdbWebhookStore.open(dataDir);
+  const webhooks = new WebhookService(webhookStore, subscriptions, audit, logger);
   const ctx: AppContext = {
     config,
     logger,
@@ -166,6 +170,7 @@ export async function buildApp(config: Config, opts: { logger?: Logger } = {}): 
     subscriptions,
     deliveries,
     ledger,
+    webhooks,
   };
 
   const t0 = performance.now();
@@ -176,6 +181,7 @@ export async function buildApp(config: Config, opts: { logger?: Logger } = {}): 
     'recovered',
   );
   const http = await buildRestServer(ctx);
+  await webhooks.start();
   status.start();
 
   let closing: Promise<void> | undefined;
@@ -198,6 +204,7 @@ export async function buildApp(config: Config, opts: { logger?: Logger } = {}): 
         const drained = await Promise.race([publisher.drain().then(() => 'ok' as const), deadline]);
         if (drained === 'timeout')
           logger.warn('drain timed out; closing with publishes still in flight (they were not acknowledged)');
+        await webhooks.close(); // before the engine's last commit, so their acks are in it
         await subscriptions.close();
         deliveries.stop();
         await ledgerRecorder.flushed();
@@ -206,6 +213,7 @@ export async function buildApp(config: Config, opts: { logger?: Logger } = {}): 
         await http.close();
         await subscriptionStore.close();
         await ledgerStore.close();
+        await webhookStore.close();
         await log.close();
         await state.close();
         logger.info('closed');

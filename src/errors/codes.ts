@@ -216,6 +216,13 @@ export const ERROR_CODES = {
     true,
     'The subscription fell further behind than its `lagLimit` under the `disconnect` policy; reconnect (unacknowledged deliveries come again).',
   ),
+  NOT_ACCEPTABLE: spec(
+    406,
+    GrpcStatus.INVALID_ARGUMENT,
+    4521,
+    false,
+    'The Accept header names no media type the endpoint answers (text/event-stream for the SSE endpoint).',
+  ),
 } as const satisfies Record<string, ErrorSpec>;
 
 /** A stable error code. */

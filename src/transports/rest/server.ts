@@ -15,6 +15,8 @@ import { registerSubscriptionRoutes } from './routes/subscriptions.ts';
 import { registerSubscriptionStatsRoutes } from './routes/subscription-stats.ts';
 import { registerLedgerRoutes } from './routes/ledger.ts';
 import { registerWebSocket } from '../ws/index.ts';
+import { registerSse } from '../sse/index.ts';
+import { registerWebhookRoutes } from '../webhook/routes.ts';
 import { openApiDocument } from './openapi.ts';
 
 /** Routes that need no credentials. */
@@ -108,6 +110,8 @@ export async function buildRestServer(ctx: AppContext): Promise<FastifyInstance>
   registerSubscriptionStatsRoutes(app, ctx);
   registerLedgerRoutes(app, ctx);
   registerWebSocket(app, ctx);
+  registerSse(app, ctx);
+  registerWebhookRoutes(app, ctx);
   await registerDocs(app, ctx);
   return app;
 }
