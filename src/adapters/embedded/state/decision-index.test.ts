@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
@@ -68,4 +68,53 @@ test('add() after close() rejects with SHUTTING_DOWN', async () => {
   await store.close();
   await assert.rejects(store.decisions.add([entry(1)], {}), { code: 'SHUTTING_DOWN' });
   rmSync(dir, { recursive: true, force: true });
+});
+
+test('a skipped duplicate carrying values new to the dictionary does not shift the values of the entries after it', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'cds-state-'));
+  const store = await LmdbStateStore.open(dir);
+  try {
+    await store.decisions.add([entry(1)], {});
+    const dup = entry(1, { portfolioId: 'pf-dup-new', symbol: 'SYM-dup-new', offset: 50 });
+    const fresh = entry(2, { portfolioId: 'pf-fresh', symbol: 'SYM-fresh', topics: ['a.b', 'c.d'] });
+    await store.decisions.add([dup, fresh], {});
+    assert.deepEqual(await store.decisions.get('d-1'), entry(1));
+    assert.deepEqual(await store.decisions.get('d-2'), fresh);
+    const page = await store.decisions.query(
+      { portfolioId: 'pf-fresh', topic: 'c.*' },
+      { limit: 10, order: 'asc' },
+    );
+    assert.deepEqual(page.entries, [fresh]);
+    assert.deepEqual(
+      await store.decisions.query({ portfolioId: 'pf-dup-new' }, { limit: 10, order: 'asc' }),
+      { entries: [] },
+    );
+  } finally {
+    await store.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('reopening truncates row and id files to what the last commit recorded', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'cds-state-'));
+  let store = await LmdbStateStore.open(dir);
+  try {
+    const batch = Array.from({ length: 700 }, (_, i) => entry(i));
+    await store.decisions.add(batch, { 0: 700 });
+    await store.close();
+    // A crash after the rows were written but before their commit leaves bytes past the recorded lengths.
+    appendFileSync(join(dir, 'state', 'decision-rows.bin'), Buffer.alloc(64 * 3, 7));
+    appendFileSync(join(dir, 'state', 'decision-ids.bin'), 'junk');
+    store = await LmdbStateStore.open(dir);
+    assert.equal(statSync(join(dir, 'state', 'decision-rows.bin')).size, 64 * 700);
+    await store.decisions.add([entry(700)], { 0: 701 });
+    assert.deepEqual(await store.decisions.get('d-700'), entry(700));
+    assert.deepEqual(await store.decisions.counts(), { revisions: 701, decisions: 701 });
+    const all = await store.decisions.query({ latestOnly: false }, { limit: 1000, order: 'desc' });
+    assert.equal(all.entries.length, 701);
+    assert.deepEqual(all.entries[0], entry(700));
+  } finally {
+    await store.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
 });

@@ -88,7 +88,7 @@ export class LmdbDecisionIndex implements DecisionIndex {
   }
 
   add(entries: readonly DecisionIndexEntry[], through: Readonly<Record<number, number>>): Promise<void> {
-    return this.writer.write(toColumns(entries), { ...through });
+    return this.writer.write(toColumns(entries, this.codes), { ...through });
   }
 
   async checkpoint(): Promise<Record<number, number>> {

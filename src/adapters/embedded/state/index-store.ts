@@ -10,7 +10,7 @@ import {
   DICT_FIELDS,
   INDEX_LAYOUT,
   OLD_DBS,
-  STRS,
+  NO_CODE,
   hasRevision,
   insertRef,
   type EntryColumns,
@@ -104,14 +104,16 @@ export class IndexStore {
     const flagWrites: number[] = [];
     const dicts = this.dict;
     const nums = c.nums;
-    const strs = c.strs;
+    const codes = c.codes;
+    const news = c.news;
+    let nextNew = 0;
     let added = 0;
     let newDecisions = 0;
     try {
       for (let i = 0; i < c.n; i++) {
         const j = i * 5;
-        const k = i * STRS;
-        const id = strs[k] as string;
+        const k = i * DICT_FIELDS.length;
+        const id = c.ids[i] as string;
         const rev = nums[j + 3] as number;
         const partition = nums[j + 1] as number;
         const offset = nums[j + 2] as number;
@@ -122,7 +124,11 @@ export class IndexStore {
           refs = [rev, partition, offset, row];
           newDecisions++;
         } else {
-          if (hasRevision(refs, rev)) continue;
+          if (hasRevision(refs, rev)) {
+            // Skipped: its values sent as strings are still consumed, in order.
+            for (let f = 0; f < DICT_FIELDS.length; f++) if (codes[k + f] === NO_CODE) nextNew++;
+            continue;
+          }
           const top = refs[refs.length - 4] as number;
           if (top > rev) flags = SUPERSEDED;
           else {
@@ -145,14 +151,18 @@ export class IndexStore {
         u32[r4 + 6] = partition;
         u32[r4 + 7] = rev;
         for (let f = 0; f < DICT_FIELDS.length; f++) {
-          const value = strs[k + 1 + f] as string;
-          const d = dicts[f] as Map<string, number>;
-          let code = d.get(value);
-          if (code === undefined) {
-            code = this.dictSize[f] as number;
-            this.dictSize[f] = code + 1;
-            d.set(value, code);
-            newDict.push(f, code, value);
+          let code = codes[k + f] as number;
+          if (code === NO_CODE) {
+            const value = news[nextNew++] as string;
+            const d = dicts[f] as Map<string, number>;
+            const known = d.get(value);
+            if (known !== undefined) code = known;
+            else {
+              code = this.dictSize[f] as number;
+              this.dictSize[f] = code + 1;
+              d.set(value, code);
+              newDict.push(f, code, value);
+            }
           }
           u32[r4 + 8 + f] = code;
         }

@@ -73,25 +73,56 @@ export function openDbs(path: string): StateDbs {
 }
 
 /**
- * A batch of entries as columns. Structured clone copies a few arrays of primitives much faster
- * than a thousand small objects, and the main thread pays for that copy on every `add()`.
+ * A batch of entries as columns. Structured clone copies a few typed arrays much faster than a
+ * thousand small objects or thousands of strings, and the main thread pays for that copy on every
+ * `add()`: so the main thread sends the dictionary code of every value its cache knows (codes are
+ * never reassigned), and the string only of values new to it.
  */
 export interface EntryColumns {
   readonly n: number;
   /** receivedAt, partition, offset, revision, priority of each entry, 5 per entry. */
   readonly nums: Float64Array;
-  /** decisionId, portfolioId, strategyId, symbol, assetClass, type, verdict, topic set of each entry, 8 per entry. */
-  readonly strs: string[];
+  /** Dictionary code of each DICT_FIELDS value, 7 per entry; NO_CODE: the value is the next of `news`. */
+  readonly codes: Uint32Array;
+  /** decisionId of each entry. */
+  readonly ids: string[];
+  /** Values the sender had no code for, in entry then field order. */
+  readonly news: string[];
 }
 
-/** Strings per entry in EntryColumns.strs: the decisionId, then the DICT_FIELDS values. */
-export const STRS = 8;
+/** In EntryColumns.codes: the value is sent as a string. */
+export const NO_CODE = 0xffffffff;
 
-/** Packs entries into columns (on the main thread, before posting them to the writer). */
-export function toColumns(entries: readonly DecisionIndexEntry[]): EntryColumns {
+/** The value of field `f` (DICT_FIELDS order) of an entry. */
+function fieldValue(e: DecisionIndexEntry, f: number): string {
+  switch (f) {
+    case 0:
+      return e.portfolioId;
+    case 1:
+      return e.strategyId;
+    case 2:
+      return e.symbol;
+    case 3:
+      return e.assetClass;
+    case 4:
+      return e.type;
+    case 5:
+      return e.verdict;
+    default:
+      return e.topics.length === 1 ? (e.topics[0] as string) : e.topics.join(TOPIC_SEP);
+  }
+}
+
+/** Packs entries into columns (on the main thread, before posting them to the writer); `dict` holds the known codes per field. */
+export function toColumns(
+  entries: readonly DecisionIndexEntry[],
+  dict: readonly ReadonlyMap<string, number>[],
+): EntryColumns {
   const n = entries.length;
   const nums = new Float64Array(n * 5);
-  const strs = new Array<string>(n * STRS);
+  const codes = new Uint32Array(n * DICT_FIELDS.length);
+  const ids = new Array<string>(n);
+  const news: string[] = [];
   for (let i = 0; i < n; i++) {
     const e = entries[i] as DecisionIndexEntry;
     const j = i * 5;
@@ -100,31 +131,35 @@ export function toColumns(entries: readonly DecisionIndexEntry[]): EntryColumns 
     nums[j + 2] = e.offset;
     nums[j + 3] = e.revision;
     nums[j + 4] = e.priority;
-    const k = i * STRS;
-    strs[k] = e.decisionId;
-    strs[k + 1] = e.portfolioId;
-    strs[k + 2] = e.strategyId;
-    strs[k + 3] = e.symbol;
-    strs[k + 4] = e.assetClass;
-    strs[k + 5] = e.type;
-    strs[k + 6] = e.verdict;
-    strs[k + 7] = e.topics.length === 1 ? (e.topics[0] as string) : e.topics.join(TOPIC_SEP);
+    ids[i] = e.decisionId;
+    for (let f = 0; f < DICT_FIELDS.length; f++) {
+      const value = fieldValue(e, f);
+      const code = dict[f]?.get(value);
+      if (code === undefined) {
+        codes[i * DICT_FIELDS.length + f] = NO_CODE;
+        news.push(value);
+      } else codes[i * DICT_FIELDS.length + f] = code;
+    }
   }
-  return { n, nums, strs };
+  return { n, nums, codes, ids, news };
 }
 
 /** Several batches as one, in order (for the writer's group commit). */
 export function concatColumns(parts: readonly EntryColumns[]): EntryColumns {
   const n = parts.reduce((x, c) => x + c.n, 0);
   const nums = new Float64Array(n * 5);
-  const strs: string[] = [];
+  const codes = new Uint32Array(n * DICT_FIELDS.length);
+  const ids: string[] = [];
+  const news: string[] = [];
   let at = 0;
   for (const c of parts) {
-    nums.set(c.nums, at);
-    at += c.nums.length;
-    for (const s of c.strs) strs.push(s);
+    nums.set(c.nums, at * 5);
+    codes.set(c.codes, at * DICT_FIELDS.length);
+    at += c.n;
+    for (const s of c.ids) ids.push(s);
+    for (const s of c.news) news.push(s);
   }
-  return { n, nums, strs };
+  return { n, nums, codes, ids, news };
 }
 
 /** Whether a flat ref list ([revision, partition, offset, row] quadruples) holds `revision`. */
