@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { appendFileSync, existsSync, mkdtempSync, rmSync, statSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
@@ -113,6 +113,58 @@ test('reopening truncates row and id files to what the last commit recorded', as
     const all = await store.decisions.query({ latestOnly: false }, { limit: 1000, order: 'desc' });
     assert.equal(all.entries.length, 701);
     assert.deepEqual(all.entries[0], entry(700));
+  } finally {
+    await store.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('revisions, get, deduplication and latestOnly hold across flushed and merged id runs and a reopen', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'cds-state-'));
+  let store = await LmdbStateStore.open(dir, { idFlushRows: 50 });
+  try {
+    // 30 batches of 40: every decision d gets revision 2 two batches later; each batch repeats one entry.
+    const all: DecisionIndexEntry[] = [];
+    for (let b = 0; b < 30; b++) {
+      const batch: DecisionIndexEntry[] = [];
+      for (let i = 0; i < 30; i++) batch.push(entry(b * 30 + i, { offset: all.length + batch.length }));
+      if (b >= 2)
+        for (let i = 0; i < 10; i++) {
+          const d = (b - 2) * 30 + i;
+          batch.push(entry(d, { revision: 2, offset: all.length + batch.length, type: 'amend' }));
+        }
+      await store.decisions.add([...batch, batch[0] as DecisionIndexEntry], { 0: b });
+      all.push(...batch);
+    }
+    const check = async (): Promise<void> => {
+      assert.deepEqual(await store.decisions.counts(), { revisions: all.length, decisions: 900 });
+      const revs = await store.decisions.revisions(['d-0', 'd-15', 'd-875', 'nope']);
+      assert.deepEqual(
+        revs.get('d-0')?.map((r) => r.revision),
+        [1, 2],
+      );
+      assert.deepEqual(
+        revs.get('d-15')?.map((r) => r.revision),
+        [1],
+      );
+      assert.equal(revs.has('nope'), false);
+      assert.equal((await store.decisions.get('d-0'))?.type, 'amend');
+      assert.equal((await store.decisions.get('d-0', 1))?.type, 'trade');
+      const latest = await store.decisions.query({ portfolioId: 'pf-0' }, { limit: 1000, order: 'asc' });
+      assert.equal(latest.entries.length, 90);
+      const amended = (d: number): boolean => d % 30 < 10 && Math.floor(d / 30) < 28;
+      assert.deepEqual(
+        latest.entries.map((e) => `${e.decisionId}@${e.revision}`).sort(),
+        Array.from({ length: 90 }, (_, k) => `d-${k * 10}@${amended(k * 10) ? 2 : 1}`).sort(),
+      );
+    };
+    await check();
+    assert.ok(readdirSync(join(dir, 'state')).filter((f) => f.startsWith('decision-idrun-')).length >= 1);
+    await store.close();
+    store = await LmdbStateStore.open(dir, { idFlushRows: 50 });
+    await check();
+    await store.decisions.add([all[5] as DecisionIndexEntry], {});
+    await check();
   } finally {
     await store.close();
     rmSync(dir, { recursive: true, force: true });

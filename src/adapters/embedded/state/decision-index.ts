@@ -15,6 +15,7 @@ import type {
   RevisionRef,
 } from '../../../state/port.ts';
 import { topicMatches } from '../../../domain/topics.ts';
+import { IdIndex } from './id-index.ts';
 import type { CommitInfo } from './index-store.ts';
 import type { IndexWriterClient } from './index-writer-client.ts';
 import { DICT_FIELDS, TOPICS_FIELD, TOPIC_SEP, toColumns, type StateDbs } from './layout.ts';
@@ -60,6 +61,7 @@ export class LmdbDecisionIndex implements DecisionIndex {
   private readonly zones = new ZoneMap();
   private rows = 0;
   private readonly reader: RowReader;
+  private readonly ids: IdIndex;
 
   constructor(
     private readonly dbs: StateDbs,
@@ -70,6 +72,10 @@ export class LmdbDecisionIndex implements DecisionIndex {
     for (const { key, value } of dbs.decisionDict.getRange()) this.addValue(key[0], key[1], value);
     for (const { key, value } of dbs.decisionZones.getRange()) this.zones.set(key, value);
     this.rows = dbs.decisionStats.get(['rows']) ?? 0;
+    this.ids = new IdIndex(dir, this.reader);
+    const flushedRows = dbs.decisionStats.get(['flushedRows']) ?? 0;
+    this.ids.setRuns((dbs.decisionStats.get(['runs']) as unknown as number[] | undefined) ?? [], flushedRows);
+    this.ids.loadRows(flushedRows, this.rows);
   }
 
   /** Takes in what a commit of the writer changed (called before the adds it covers resolve). */
@@ -79,11 +85,16 @@ export class LmdbDecisionIndex implements DecisionIndex {
       this.addValue(d[i] as number, d[i + 1] as number, d[i + 2] as string);
     for (let z = 0; z < info.zones.length; z += ZONE_STRIDE)
       this.zones.set(info.firstZone + z / ZONE_STRIDE, info.zones, z);
-    this.rows = Math.max(this.rows, info.rows);
+    this.ids.setRuns(info.runs, info.flushedRows);
+    if (info.rows > this.rows) {
+      this.ids.loadRows(this.rows, info.rows);
+      this.rows = info.rows;
+    }
   }
 
   /** Releases the read handles on the row files. */
   close(): void {
+    this.ids.close();
     this.reader.close();
   }
 
@@ -101,9 +112,8 @@ export class LmdbDecisionIndex implements DecisionIndex {
 
   async revisions(decisionIds: readonly string[]): Promise<Map<string, RevisionRef[]>> {
     const out = new Map<string, RevisionRef[]>();
-    const revs = this.dbs.decisionRevs;
     for (const id of decisionIds) {
-      const flat = revs.get(id);
+      const flat = this.ids.lookup(id);
       if (flat === undefined) continue;
       const list: RevisionRef[] = [];
       for (let i = 0; i < flat.length; i += 4) {
@@ -119,7 +129,7 @@ export class LmdbDecisionIndex implements DecisionIndex {
   }
 
   async get(decisionId: string, revision?: number): Promise<DecisionIndexEntry | undefined> {
-    const flat = this.dbs.decisionRevs.get(decisionId);
+    const flat = this.ids.lookup(decisionId);
     if (flat === undefined || flat.length === 0) return undefined;
     let i = flat.length - 4;
     if (revision !== undefined) while (i >= 0 && flat[i] !== revision) i -= 4;

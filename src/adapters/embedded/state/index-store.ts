@@ -5,14 +5,22 @@
  * the files are truncated to the lengths the last commit recorded (rows after it are a projection
  * the Indexer re-feeds from the log).
  */
-import { closeSync, fdatasyncSync, ftruncateSync, openSync, writeSync } from 'node:fs';
+import {
+  closeSync,
+  fdatasyncSync,
+  ftruncateSync,
+  openSync,
+  readdirSync,
+  unlinkSync,
+  writeSync,
+} from 'node:fs';
+import { FLUSH_ROWS, IdIndex, IdRun, mergeEntries, runPath, writeRun } from './id-index.ts';
 import {
   DICT_FIELDS,
   INDEX_LAYOUT,
   OLD_DBS,
   NO_CODE,
   hasRevision,
-  insertRef,
   type EntryColumns,
   type StateDbs,
 } from './layout.ts';
@@ -23,6 +31,7 @@ import {
   SUMMARY_FIELDS,
   SUPERSEDED,
   ZONE_STRIDE,
+  RowReader,
   ZoneMap,
   rowFiles,
   summaryAdd,
@@ -36,7 +45,16 @@ export interface CommitInfo {
   /** Zones from segment `firstZone` on: ZONE_STRIDE numbers each (rows.ts), flat. */
   readonly firstZone: number;
   readonly zones: number[];
+  /** The id runs (by sequence number) and the rows they cover. */
+  readonly runs: number[];
+  readonly flushedRows: number;
 }
+
+/** Runs merged at once (and per size tier). */
+const MERGE_FAN_IN = 4;
+
+/** Milliseconds a merged-away run file is kept, so that the main thread has switched to its successor. */
+const DELETE_AFTER_MS = 30_000;
 
 /** Writer state: dictionaries, row count, zones; reloaded from the committed state after a failure. */
 export class IndexStore {
@@ -47,22 +65,33 @@ export class IndexStore {
   private zones = new ZoneMap();
   private readonly rowsFd: number;
   private readonly idsFd: number;
+  private readonly reader: RowReader;
+  private ids: IdIndex;
+  private runSeq = 0;
+  private doomed: { path: string; at: number }[] = [];
 
   constructor(
     private readonly dbs: StateDbs,
-    dir: string,
+    private readonly dir: string,
+    private readonly flushRows = FLUSH_ROWS,
   ) {
     const f = rowFiles(dir);
     // Not O_APPEND: flags are set in place in written rows. The files may not exist yet.
     for (const file of [f.rows, f.ids]) closeSync(openSync(file, 'a'));
     this.rowsFd = openSync(f.rows, 'r+');
     this.idsFd = openSync(f.ids, 'r+');
+    this.reader = new RowReader(dir);
+    this.ids = new IdIndex(dir, this.reader);
     this.load();
   }
 
   /** (Re)loads the committed state and truncates the files to it; drops an index of another layout. */
   load(): void {
     const { env, decisionStats, decisionDict, decisionZones, decisionRevs } = this.dbs;
+    if (decisionStats.get(['layout']) !== INDEX_LAYOUT) {
+      for (const name of readdirSync(this.dir))
+        if (/^decision-idrun-\d+\.bin$/.test(name)) unlinkSync(runPath(this.dir, Number(name.slice(15, -4))));
+    }
     if (decisionStats.get(['layout']) !== INDEX_LAYOUT) {
       env.transactionSync(() => {
         for (const name of OLD_DBS) env.openDB({ name }).clearSync();
@@ -74,6 +103,17 @@ export class IndexStore {
     this.idsBytes = decisionStats.get(['idsBytes']) ?? 0;
     ftruncateSync(this.rowsFd, this.rows * ROW);
     ftruncateSync(this.idsFd, this.idsBytes);
+    const runs = (decisionStats.get(['runs']) as unknown as number[] | undefined) ?? [];
+    this.runSeq = decisionStats.get(['runSeq']) ?? 0;
+    for (const name of readdirSync(this.dir)) {
+      const m = /^decision-idrun-(\d+)\.bin$/.exec(name);
+      if (m !== null && !runs.includes(Number(m[1]))) unlinkSync(runPath(this.dir, Number(m[1])));
+    }
+    this.ids.close();
+    this.ids = new IdIndex(this.dir, this.reader);
+    const flushedRows = decisionStats.get(['flushedRows']) ?? 0;
+    this.ids.setRuns(runs, flushedRows);
+    this.ids.loadRows(flushedRows, this.rows);
     this.dict = DICT_FIELDS.map(() => new Map<string, number>());
     this.dictSize = DICT_FIELDS.map(() => 0);
     for (const { key, value } of decisionDict.getRange()) {
@@ -90,7 +130,17 @@ export class IndexStore {
    * are already indexed is skipped.
    */
   write(c: EntryColumns, through: Readonly<Record<number, number>>): CommitInfo {
-    const { env, decisionRevs, decisionDict, decisionZones, decisionStats } = this.dbs;
+    const { env, decisionDict, decisionZones, decisionStats } = this.dbs;
+    const now = Date.now();
+    this.doomed = this.doomed.filter((d) => {
+      if (d.at > now) return true;
+      try {
+        unlinkSync(d.path);
+      } catch {
+        // already gone
+      }
+      return false;
+    });
     const firstRow = this.rows;
     // Rows are filled through typed-array views (the platform is little-endian, checked in rows.ts).
     const ab = new ArrayBuffer(c.n * ROW);
@@ -99,7 +149,6 @@ export class IndexStore {
     const u32 = new Uint32Array(ab);
     const idBuf = Buffer.allocUnsafe(c.n * 256);
     let idLen = 0;
-    const refsCache = new Map<string, number[]>();
     const newDict: (string | number)[] = [];
     const flagWrites: number[] = [];
     const dicts = this.dict;
@@ -118,12 +167,10 @@ export class IndexStore {
         const partition = nums[j + 1] as number;
         const offset = nums[j + 2] as number;
         const row = firstRow + added;
-        let refs = refsCache.get(id) ?? decisionRevs.get(id);
+        const refs = this.ids.lookup(id);
         let flags = 0;
-        if (refs === undefined) {
-          refs = [rev, partition, offset, row];
-          newDecisions++;
-        } else {
+        if (refs === undefined) newDecisions++;
+        else {
           if (hasRevision(refs, rev)) {
             // Skipped: its values sent as strings are still consumed, in order.
             for (let f = 0; f < DICT_FIELDS.length; f++) if (codes[k + f] === NO_CODE) nextNew++;
@@ -136,9 +183,8 @@ export class IndexStore {
             if (old >= firstRow) buf[(old - firstRow) * ROW + AT.flags] = SUPERSEDED;
             else flagWrites.push(old);
           }
-          refs = insertRef(refs, rev, partition, offset, row);
         }
-        refsCache.set(id, refs);
+        this.ids.remember(id, rev, partition, offset, row);
         const at = added * ROW;
         added++;
         const n = idBuf.write(id, idLen, 'utf8');
@@ -202,8 +248,43 @@ export class IndexStore {
       }
       const idsBytes = this.idsBytes + idLen;
       const rows = firstRow + added;
+      // Enough rows in memory: flush them as a run, then merge runs of one size tier four at a time.
+      let runs = this.ids.runs.map((r) => ({ seq: r.seq, count: r.count }));
+      const flushed = rows - this.ids.flushedRows >= this.flushRows;
+      const merged: number[] = [];
+      if (flushed) {
+        const entries = this.ids.memEntries();
+        writeRun(this.dir, this.runSeq, entries);
+        runs.push({ seq: this.runSeq++, count: entries.length / 4 });
+        for (;;) {
+          const tail = runs.slice(-MERGE_FAN_IN);
+          if (
+            tail.length < MERGE_FAN_IN ||
+            new Set(tail.map((r) => tierOf(r.count, this.flushRows))).size !== 1
+          )
+            break;
+          const parts = tail.map((r) => {
+            const run = IdRun.open(this.dir, r.seq);
+            try {
+              return run.readAll();
+            } finally {
+              run.close();
+            }
+          });
+          const all = mergeEntries(parts);
+          writeRun(this.dir, this.runSeq, all);
+          merged.push(...tail.map((r) => r.seq));
+          runs = [...runs.slice(0, -MERGE_FAN_IN), { seq: this.runSeq++, count: all.length / 4 }];
+        }
+      }
+      const runSeqs = runs.map((r) => r.seq);
+      const flushedRows = flushed ? rows : this.ids.flushedRows;
       env.transactionSync(() => {
-        for (const [id, refs] of refsCache) decisionRevs.putSync(id, refs);
+        if (flushed) {
+          decisionStats.putSync(['runs'], runSeqs as unknown as number);
+          decisionStats.putSync(['runSeq'], this.runSeq);
+          decisionStats.putSync(['flushedRows'], flushedRows);
+        }
         for (let i = 0; i < newDict.length; i += 3)
           decisionDict.putSync([newDict[i] as number, newDict[i + 1] as number], newDict[i + 2] as string);
         for (let z = 0; z < zones.length; z += ZONE_STRIDE)
@@ -225,7 +306,13 @@ export class IndexStore {
       this.idsBytes = idsBytes;
       for (let z = 0; z < zones.length; z += ZONE_STRIDE)
         this.zones.set(firstZone + z / ZONE_STRIDE, zones, z);
-      return { rows, dict: newDict, firstZone, zones };
+      if (flushed) {
+        this.ids.setRuns(runSeqs, flushedRows);
+        for (const seq of merged)
+          if (!runSeqs.includes(seq))
+            this.doomed.push({ path: runPath(this.dir, seq), at: now + DELETE_AFTER_MS });
+      }
+      return { rows, dict: newDict, firstZone, zones, runs: runSeqs, flushedRows };
     } catch (e) {
       this.load();
       throw e;
@@ -233,7 +320,14 @@ export class IndexStore {
   }
 
   close(): void {
+    this.ids.close();
+    this.reader.close();
     closeSync(this.rowsFd);
     closeSync(this.idsFd);
   }
+}
+
+/** Size tier of a run: runs of one tier are merged together. */
+function tierOf(count: number, flushRows: number): number {
+  return Math.floor(Math.log(Math.max(1, count / flushRows)) / Math.log(MERGE_FAN_IN) + 1e-9);
 }

@@ -33,11 +33,16 @@ export class IndexWriterClient {
   private constructor(
     private readonly path: string,
     private readonly onCommitted: (info: CommitInfo) => void,
+    private readonly flushRows: number | undefined,
   ) {}
 
   /** Starts the worker on the environment at `path`; resolves once it has opened it. */
-  static async start(path: string, onCommitted: (info: CommitInfo) => void): Promise<IndexWriterClient> {
-    const c = new IndexWriterClient(path, onCommitted);
+  static async start(
+    path: string,
+    onCommitted: (info: CommitInfo) => void,
+    flushRows?: number,
+  ): Promise<IndexWriterClient> {
+    const c = new IndexWriterClient(path, onCommitted, flushRows);
     await c.spawn();
     return c;
   }
@@ -72,8 +77,8 @@ export class IndexWriterClient {
 
   private spawn(): Promise<void> {
     const worker = FROM_SOURCE
-      ? new Worker(BOOTSTRAP, { eval: true, workerData: { path: this.path } })
-      : new Worker(WORKER_URL, { workerData: { path: this.path } });
+      ? new Worker(BOOTSTRAP, { eval: true, workerData: { path: this.path, flushRows: this.flushRows } })
+      : new Worker(WORKER_URL, { workerData: { path: this.path, flushRows: this.flushRows } });
     this.worker = worker;
     return new Promise<void>((resolve, reject) => {
       worker.on('message', (m: WriterReply) => {

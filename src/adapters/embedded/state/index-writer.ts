@@ -12,9 +12,9 @@ import type { WriterReply, WriterRequest } from './writer-protocol.ts';
 const port = parentPort;
 if (port === null) throw new Error('index-writer must run as a worker thread');
 
-const { path } = workerData as { path: string };
+const { path, flushRows } = workerData as { path: string; flushRows?: number };
 const dbs = openDbs(path);
-const store = new IndexStore(dbs, path);
+const store = new IndexStore(dbs, path, flushRows);
 
 // Batches that arrived while the previous group was written are written together (group commit):
 // one fdatasync and one LMDB commit, so the writer speeds up as it falls behind. Each add() stays

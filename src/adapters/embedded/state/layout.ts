@@ -20,7 +20,7 @@ import { open, type Database, type Key, type RootDatabase } from 'lmdb';
 import type { DecisionIndexEntry } from '../../../state/port.ts';
 
 /** Version of the decision index layout; another stored version is dropped and re-indexed from the log. */
-export const INDEX_LAYOUT = 2;
+export const INDEX_LAYOUT = 3;
 
 /** Dictionary-encoded fields, by their stable code (stored in rows and keys: never renumber). */
 export const DICT_FIELDS = [

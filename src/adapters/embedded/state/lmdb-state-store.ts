@@ -32,8 +32,11 @@ export class LmdbStateStore implements StateStore {
     this.meta = new LmdbMeta(dbs);
   }
 
-  /** Opens (creating if needed) the store under `<dataDir>/state/` and starts its index writer. */
-  static async open(dataDir: string): Promise<LmdbStateStore> {
+  /**
+   * Opens (creating if needed) the store under `<dataDir>/state/` and starts its index writer.
+   * `idFlushRows` (tests) overrides how many rows the decisionId index keeps in memory before a run.
+   */
+  static async open(dataDir: string, opts: { idFlushRows?: number } = {}): Promise<LmdbStateStore> {
     const path = join(dataDir, 'state');
     let dbs: StateDbs;
     try {
@@ -46,10 +49,14 @@ export class LmdbStateStore implements StateStore {
       // Reads on this thread must see a batch as soon as the writer reports its commit. The writer
       // starts first: it truncates the row files to the last commit before this thread loads its caches.
       const ref: { index?: LmdbDecisionIndex } = {};
-      const writer = await IndexWriterClient.start(path, (info) => {
-        dbs.env.resetReadTxn();
-        ref.index?.applyCommit(info);
-      });
+      const writer = await IndexWriterClient.start(
+        path,
+        (info) => {
+          dbs.env.resetReadTxn();
+          ref.index?.applyCommit(info);
+        },
+        opts.idFlushRows,
+      );
       dbs.env.resetReadTxn();
       try {
         ref.index = new LmdbDecisionIndex(dbs, writer, path);

@@ -156,6 +156,14 @@ export class RowReader {
     return buf;
   }
 
+  /** Bytes [pos, pos + len) of the ids file. */
+  idBytes(pos: number, len: number): Buffer {
+    const buf = Buffer.allocUnsafe(len);
+    const n = readSync(this.idsFd, buf, 0, len, pos);
+    if (n !== len) throw new Error(`short read of the decision ids (${n} of ${len} bytes)`);
+    return buf;
+  }
+
   /** Bytes [pos, pos + len) of the ids file, as UTF-8. */
   ids(pos: number, len: number): string {
     const buf = Buffer.allocUnsafe(len);
