@@ -142,14 +142,15 @@ export class Dispatcher {
 
   #schedule(at: number): void {
     clearTimeout(this.#timer);
-    this.#timer = setTimeout(() => this.#wake(), Math.max(0, at - Date.now()));
+    this.#timer = setTimeout(() => this.#wake(), Math.max(0, at - Date.now()) + 1);
     this.#timer.unref();
   }
 
   #wake(): void {
     if (!this.#running) return;
     if (this.#handle === undefined) {
-      if (this.#attaching || this.#inFlight > 0 || Date.now() < this.#pauseUntil) return;
+      if (this.#attaching || this.#inFlight > 0) return; // the last request to end wakes it again
+      if (Date.now() < this.#pauseUntil) return this.#schedule(this.#pauseUntil); // timers may fire early
       this.#attach();
       return;
     }
