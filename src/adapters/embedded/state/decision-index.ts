@@ -1,7 +1,7 @@
 /**
  * The embedded decision index. Writes go to the index-writer worker (the hot path: batches of
  * thousands at up to ~100K entries/s, so the main thread only packs columns). Reads run on the main
- * thread: `revisions()` and `get()` are LMDB look-ups by decisionId; `query()` resolves its filter
+ * thread: `revisions()` and `get()` look decisionIds up in the id index (id-index.ts); `query()` resolves its filter
  * values to dictionary codes and scans the fixed-width rows (rows.ts) of the segments whose zone can
  * hold its time range, merged in time order. The main thread sees a batch as soon as the writer
  * reports its commit (with the new dictionary values and zones, which it caches).
@@ -52,7 +52,7 @@ interface Hit {
   readonly matched: boolean;
 }
 
-/** DecisionIndex over `decisionRevs`, the dictionaries and the row files. */
+/** DecisionIndex over the id index (id-index.ts), the dictionaries, zones and row files. */
 export class LmdbDecisionIndex implements DecisionIndex {
   private readonly values: string[][] = DICT_FIELDS.map(() => []);
   private readonly codes: Map<string, number>[] = DICT_FIELDS.map(() => new Map());

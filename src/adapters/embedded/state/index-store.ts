@@ -8,6 +8,7 @@
 import {
   closeSync,
   fdatasyncSync,
+  fsyncSync,
   ftruncateSync,
   openSync,
   readdirSync,
@@ -78,6 +79,7 @@ export class IndexStore {
     const f = rowFiles(dir);
     // Not O_APPEND: flags are set in place in written rows. The files may not exist yet.
     for (const file of [f.rows, f.ids]) closeSync(openSync(file, 'a'));
+    syncDir(dir);
     this.rowsFd = openSync(f.rows, 'r+');
     this.idsFd = openSync(f.ids, 'r+');
     this.reader = new RowReader(dir);
@@ -87,7 +89,7 @@ export class IndexStore {
 
   /** (Re)loads the committed state and truncates the files to it; drops an index of another layout. */
   load(): void {
-    const { env, decisionStats, decisionDict, decisionZones, decisionRevs } = this.dbs;
+    const { env, decisionStats, decisionDict, decisionZones } = this.dbs;
     if (decisionStats.get(['layout']) !== INDEX_LAYOUT) {
       for (const name of readdirSync(this.dir))
         if (/^decision-idrun-\d+\.bin$/.test(name)) unlinkSync(runPath(this.dir, Number(name.slice(15, -4))));
@@ -95,7 +97,7 @@ export class IndexStore {
     if (decisionStats.get(['layout']) !== INDEX_LAYOUT) {
       env.transactionSync(() => {
         for (const name of OLD_DBS) env.openDB({ name }).clearSync();
-        for (const db of [decisionStats, decisionDict, decisionZones, decisionRevs]) db.clearSync();
+        for (const db of [decisionStats, decisionDict, decisionZones]) db.clearSync();
         decisionStats.putSync(['layout'], INDEX_LAYOUT);
       });
     }
@@ -277,6 +279,7 @@ export class IndexStore {
           runs = [...runs.slice(0, -MERGE_FAN_IN), { seq: this.runSeq++, count: all.length / 4 }];
         }
       }
+      if (flushed) syncDir(this.dir);
       const runSeqs = runs.map((r) => r.seq);
       const flushedRows = flushed ? rows : this.ids.flushedRows;
       env.transactionSync(() => {
@@ -328,6 +331,16 @@ export class IndexStore {
 }
 
 /** Size tier of a run: runs of one tier are merged together. */
+/** Makes the directory's entries (new files) durable. */
+export function syncDir(dir: string): void {
+  const fd = openSync(dir, 'r');
+  try {
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+}
+
 function tierOf(count: number, flushRows: number): number {
   return Math.floor(Math.log(Math.max(1, count / flushRows)) / Math.log(MERGE_FAN_IN) + 1e-9);
 }

@@ -6,15 +6,16 @@
  * - `principals`: id -> Principal; `principalKeys`: keyHash -> id.
  * - `audit`: seq -> AuditRecord.
  * - `meta`: key -> string.
- * - `decisionRevs`: decisionId -> flat [revision, partition, offset, row, ...] ascending by revision:
- *   one sync get answers `revisions()`, deduplicates an add and finds the row of the latest revision.
  * - `decisionDict`: [field code, value code] -> value: the dictionary of each string query field.
  * - `decisionZones`: segment number -> [min receivedAt, max receivedAt] of its rows.
  * - `decisionStats`: ['cp', partition] -> next offset; ['n', 'revisions' | 'decisions'] -> count;
- *   ['rows'] and ['idsBytes'] -> committed lengths of the row and id files; ['layout'] -> version.
+ *   ['rows'] and ['idsBytes'] -> committed lengths of the row and id files; ['runs'], ['runSeq'],
+ *   ['flushedRows'] -> the live decisionId runs, the next run number, the rows the runs cover;
+ *   ['layout'] -> version.
  *
- * Beside it, two append-only files (see rows.ts): `decision-rows.bin` (one fixed-width row per
- * indexed entry, in indexing order) and `decision-ids.bin` (the decisionId strings the rows point to).
+ * Beside it, append-only files: `decision-rows.bin` (one fixed-width row per indexed entry, in
+ * indexing order) and `decision-ids.bin` (the decisionId strings the rows point to), see rows.ts;
+ * `decision-idrun-<n>.bin`, the sorted runs of the decisionId index, see id-index.ts.
  */
 import { open, type Database, type Key, type RootDatabase } from 'lmdb';
 import type { DecisionIndexEntry } from '../../../state/port.ts';
@@ -46,14 +47,13 @@ export interface StateDbs {
   readonly principalKeys: Database<string, string>;
   readonly audit: Database;
   readonly meta: Database<string, string>;
-  readonly decisionRevs: Database<number[], string>;
   readonly decisionDict: Database<string, [number, number]>;
   readonly decisionZones: Database<number[], number>;
   readonly decisionStats: Database<number, Key[]>;
 }
 
-/** Sub-databases of layout 1 (dropped when found). */
-export const OLD_DBS = ['decisions', 'decisionRefs', 'decisionIdx'] as const;
+/** Sub-databases of layouts 1 and 2 (emptied when found). */
+export const OLD_DBS = ['decisions', 'decisionRefs', 'decisionIdx', 'decisionRevs'] as const;
 
 /** Opens (creating if needed) the environment at `path` and its sub-databases. */
 export function openDbs(path: string): StateDbs {
@@ -65,7 +65,6 @@ export function openDbs(path: string): StateDbs {
     principalKeys: env.openDB({ name: 'principalKeys', encoding: 'string' }),
     audit: env.openDB({ name: 'audit' }),
     meta: env.openDB({ name: 'meta', encoding: 'string' }),
-    decisionRevs: env.openDB({ name: 'decisionRevs' }),
     decisionDict: env.openDB({ name: 'decisionDict', encoding: 'string' }),
     decisionZones: env.openDB({ name: 'decisionZones' }),
     decisionStats: env.openDB({ name: 'decisionStats' }),
