@@ -149,6 +149,89 @@ export function openApiDocument(): Record<string, unknown> {
           responses: { '200': { description: 'Status.' }, ...errors(401) },
         },
       },
+      '/v1/subscriptions/{name}/events': {
+        get: {
+          summary:
+            'Server-Sent Events (ADR 0010): `deliveries` events (id = last position of the batch, data = JSON array of deliveries), heartbeat comments; send Last-Event-ID to resume; ack with POST .../ack.',
+          parameters: [
+            { name: 'name', in: 'path', required: true, schema: { type: 'string' } },
+            { name: 'Last-Event-ID', in: 'header', required: false, schema: { type: 'string' } },
+            q('credits', 'Credit window in deliveries (1-10000, default 256).', { type: 'integer' }),
+            q('heartbeatMs', 'Heartbeat comment interval (200-300000, default 15000).', { type: 'integer' }),
+          ],
+          responses: {
+            '200': {
+              description: 'The event stream.',
+              content: { 'text/event-stream': { schema: { type: 'string' } } },
+            },
+            ...errors(400, 401, 403, 404, 406),
+          },
+        },
+      },
+      '/v1/subscriptions/{name}/webhooks': {
+        get: {
+          summary: 'Webhook endpoints of a subscription with their health (subscribe).',
+          parameters: [{ name: 'name', in: 'path', required: true, schema: { type: 'string' } }],
+          responses: { '200': { description: 'Endpoints.' }, ...errors(401, 403, 404) },
+        },
+        post: {
+          summary:
+            'Register a webhook endpoint (admin on the subscription topics); a generated secret is returned once (ADR 0010).',
+          parameters: [{ name: 'name', in: 'path', required: true, schema: { type: 'string' } }],
+          requestBody: {
+            required: true,
+            content: json({
+              type: 'object',
+              required: ['url'],
+              additionalProperties: false,
+              properties: {
+                url: { type: 'string', format: 'uri', description: 'http or https' },
+                secret: { type: 'string', description: 'whsec_ + base64 of 24-64 bytes' },
+                maxConcurrency: { type: 'integer', minimum: 1, maximum: 64, default: 4 },
+                timeoutMs: { type: 'integer', minimum: 100, maximum: 120000, default: 10000 },
+                batchSize: { type: 'integer', minimum: 1, maximum: 1000, default: 100 },
+                backoff: {
+                  type: 'object',
+                  properties: { initialMs: { type: 'integer' }, maxMs: { type: 'integer' } },
+                },
+                disableAfter: {
+                  type: 'object',
+                  properties: { failures: { type: 'integer' }, periodMs: { type: 'integer' } },
+                },
+              },
+            }),
+          },
+          responses: { '201': { description: 'Registered.' }, ...errors(400, 401, 403, 404) },
+        },
+      },
+      '/v1/subscriptions/{name}/webhooks/{id}': {
+        get: {
+          summary: 'One webhook endpoint with its health.',
+          parameters: [
+            { name: 'name', in: 'path', required: true, schema: { type: 'string' } },
+            { name: 'id', in: 'path', required: true, schema: { type: 'string' } },
+          ],
+          responses: { '200': { description: 'Endpoint.' }, ...errors(401, 403, 404) },
+        },
+        delete: {
+          summary: 'Remove a webhook endpoint.',
+          parameters: [
+            { name: 'name', in: 'path', required: true, schema: { type: 'string' } },
+            { name: 'id', in: 'path', required: true, schema: { type: 'string' } },
+          ],
+          responses: { '204': { description: 'Removed.' }, ...errors(401, 403, 404) },
+        },
+      },
+      '/v1/subscriptions/{name}/webhooks/{id}/enable': {
+        post: {
+          summary: 'Re-enable a disabled webhook endpoint (its failure streak starts over).',
+          parameters: [
+            { name: 'name', in: 'path', required: true, schema: { type: 'string' } },
+            { name: 'id', in: 'path', required: true, schema: { type: 'string' } },
+          ],
+          responses: { '200': { description: 'Endpoint.' }, ...errors(401, 403, 404) },
+        },
+      },
       '/v1/keys': {
         get: {
           summary: 'List principals (admin:>).',

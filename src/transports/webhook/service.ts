@@ -37,7 +37,13 @@ export class WebhookService {
 
   /** Starts every enabled endpoint; endpoints of subscriptions that no longer exist are removed. */
   async start(): Promise<void> {
-    for (const r of await this.store.list()) if (r.state === 'active') this.#run(r);
+    for (const r of await this.store.list()) {
+      if (r.state === 'active') this.#run(r);
+      else
+        await this.subscriptions.get(r.subscription, this.#system(r.id)).catch(async (e: unknown) => {
+          if ((e as { code?: string }).code === 'NOT_FOUND') await this.store.delete(r.id);
+        });
+    }
   }
 
   /** Stops every dispatcher (before the engine commits its last cursors); waits up to `graceMs`. */
