@@ -92,26 +92,6 @@ export interface EntryColumns {
 /** In EntryColumns.codes: the value is sent as a string. */
 export const NO_CODE = 0xffffffff;
 
-/** The value of field `f` (DICT_FIELDS order) of an entry. */
-function fieldValue(e: DecisionIndexEntry, f: number): string {
-  switch (f) {
-    case 0:
-      return e.portfolioId;
-    case 1:
-      return e.strategyId;
-    case 2:
-      return e.symbol;
-    case 3:
-      return e.assetClass;
-    case 4:
-      return e.type;
-    case 5:
-      return e.verdict;
-    default:
-      return e.topics.length === 1 ? (e.topics[0] as string) : e.topics.join(TOPIC_SEP);
-  }
-}
-
 /** Packs entries into columns (on the main thread, before posting them to the writer); `dict` holds the known codes per field. */
 export function toColumns(
   entries: readonly DecisionIndexEntry[],
@@ -122,6 +102,15 @@ export function toColumns(
   const codes = new Uint32Array(n * DICT_FIELDS.length);
   const ids = new Array<string>(n);
   const news: string[] = [];
+  const none = new Map<string, number>();
+  const [pf, st, sy, ac, ty, ve, tp] = DICT_FIELDS.map((_, f) => dict[f] ?? none);
+  const code = (at: number, d: ReadonlyMap<string, number> | undefined, value: string): void => {
+    const c = d?.get(value);
+    if (c === undefined) {
+      codes[at] = NO_CODE;
+      news.push(value);
+    } else codes[at] = c;
+  };
   for (let i = 0; i < n; i++) {
     const e = entries[i] as DecisionIndexEntry;
     const j = i * 5;
@@ -131,14 +120,14 @@ export function toColumns(
     nums[j + 3] = e.revision;
     nums[j + 4] = e.priority;
     ids[i] = e.decisionId;
-    for (let f = 0; f < DICT_FIELDS.length; f++) {
-      const value = fieldValue(e, f);
-      const code = dict[f]?.get(value);
-      if (code === undefined) {
-        codes[i * DICT_FIELDS.length + f] = NO_CODE;
-        news.push(value);
-      } else codes[i * DICT_FIELDS.length + f] = code;
-    }
+    const k = i * DICT_FIELDS.length;
+    code(k, pf, e.portfolioId);
+    code(k + 1, st, e.strategyId);
+    code(k + 2, sy, e.symbol);
+    code(k + 3, ac, e.assetClass);
+    code(k + 4, ty, e.type);
+    code(k + 5, ve, e.verdict);
+    code(k + 6, tp, e.topics.length === 1 ? (e.topics[0] as string) : e.topics.join(TOPIC_SEP));
   }
   return { n, nums, codes, ids, news };
 }
