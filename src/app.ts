@@ -135,16 +135,15 @@ export async function buildApp(config: Config, opts: { logger?: Logger } = {}): 
   }
   const subscriptionStore = LmdbSubscriptionStore.open(dataDir);
   const ledgerStore = LmdbLedgerStore.open(dataDir);
-  let recorder: LedgerRecorder | undefined;
   const engine = new DeliveryEngine(log, subscriptionStore, {
     onError,
-    onCommit: (cursors, at) => recorder?.onCommit(cursors, at),
+    // Cursor commits start only after the engine is started below, when ledgerRecorder exists.
+    onCommit: (cursors, at) => ledgerRecorder.onCommit(cursors, at),
   });
   const deliveries = new DeliveryIntrospect(engine, log);
   const ledgerRecorder = new LedgerRecorder(ledgerStore, deliveries, onError);
   for (const r of await subscriptionStore.list())
     ledgerRecorder.seed(r.name, await subscriptionStore.loadCursors(r.name));
-  recorder = ledgerRecorder;
   const subscriptions = await SubscriptionService.open(subscriptionStore, engine, audit);
   deliveries.start();
   metrics.setSubscriptionSource(() => deliveries.samples());
