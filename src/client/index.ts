@@ -14,15 +14,63 @@ export interface Delivery {
   readonly topics: readonly string[];
   readonly deliveryCount: number;
   readonly expedited?: true;
+  /**
+   * The previous delivery of this key went to another consumer (a consumer-group rebalance, a
+   * reconnect, a restart): the consumer starts a new chain for the key at this delivery.
+   */
+  readonly handover?: true;
   readonly expired?: true;
   readonly decision: unknown;
+}
+
+/** A chain break seen by {@link GapDetector}: the consumer missed `expected`. */
+export interface Gap {
+  readonly key: string;
+  /** The delivery's prevPosition, which this consumer never received. */
+  readonly expected: string | null;
+  /** The last position of the key this consumer received (null: none since its chain started). */
+  readonly last: string | null;
+  readonly got: Delivery;
+}
+
+/**
+ * Detects missed deliveries through `prevPosition` (DESIGN 5; ADR 0009), also in consumer groups:
+ * a delivery flagged `handover` starts a new chain for its key; any other first delivery
+ * (`deliveryCount` 1) must name in `prevPosition` a position of its key this consumer received
+ * since then (or null when it received none). Redeliveries are not checked (their chain was).
+ * Remembers the last 256 positions per key and 65,536 keys.
+ */
+export class GapDetector {
+  readonly #seen = new Map<string, string[]>();
+
+  /** Records one delivery; returns the gap it reveals, if any. */
+  check(d: Delivery): Gap | undefined {
+    let seen = this.#seen.get(d.key);
+    let gap: Gap | undefined;
+    if (d.handover === true || seen === undefined) {
+      if (d.handover !== true && d.deliveryCount === 1 && d.prevPosition !== null)
+        gap = { key: d.key, expected: d.prevPosition, last: null, got: d };
+      seen = [];
+    } else if (d.deliveryCount === 1 && (d.prevPosition === null || !seen.includes(d.prevPosition))) {
+      gap = { key: d.key, expected: d.prevPosition, last: seen[seen.length - 1] ?? null, got: d };
+    }
+    if (!seen.includes(d.position)) seen.push(d.position);
+    if (seen.length > 256) seen.shift();
+    this.#seen.delete(d.key);
+    this.#seen.set(d.key, seen);
+    if (this.#seen.size > 65_536) {
+      const oldest = this.#seen.keys().next();
+      if (oldest.done !== true) this.#seen.delete(oldest.value);
+    }
+    return gap;
+  }
 }
 
 /** What the client reports. */
 export type SubscriberEvent =
   | { readonly type: 'connected'; readonly consumer: string }
   | { readonly type: 'deliveries'; readonly deliveries: readonly Delivery[] }
-  | { readonly type: 'gap'; readonly key: string; readonly expected: string | null; readonly got: Delivery }
+  | ({ readonly type: 'gap' } & Gap)
   | { readonly type: 'error'; readonly error: { code: string; message: string } }
   | { readonly type: 'disconnected'; readonly code: number; readonly reason: string };
 
@@ -33,6 +81,11 @@ export interface AckOutcome {
   readonly code?: string;
   readonly message?: string;
 }
+
+/** Result of a live update. */
+export type UpdateOutcome =
+  | { readonly ok: true; readonly version: number }
+  | { readonly ok: false; readonly code: string; readonly message: string };
 
 /** Options of {@link Subscriber}. */
 export interface SubscriberOptions {
@@ -54,10 +107,13 @@ export class Subscriber {
   #seq = 0;
   #delay: number;
   readonly #waiting = new Map<number, (r: AckOutcome[]) => void>();
+  readonly #updates = new Map<number, (r: UpdateOutcome) => void>();
   readonly #events: SubscriberEvent[] = [];
   #wake: (() => void) | undefined;
-  /** Per key, the last position received (for gap detection). */
-  readonly lastSeen = new Map<string, string>();
+  /** Per key, the chain of positions received (gap detection). */
+  readonly gaps = new GapDetector();
+  /** Frames to drop on arrival, as if lost (tests of gap detection). */
+  dropNextFrames = 0;
 
   constructor(opts: SubscriberOptions) {
     this.#opts = opts;
@@ -92,6 +148,8 @@ export class Subscriber {
       this.#ws = undefined;
       for (const [, w] of this.#waiting) w([]);
       this.#waiting.clear();
+      for (const [, w] of this.#updates) w({ ok: false, code: 'DISCONNECTED', message: 'connection lost' });
+      this.#updates.clear();
       this.#emit({ type: 'disconnected', code, reason: String(reason) });
       const r = this.#opts.reconnect;
       if (this.#closed || r === false || code === 4511 || code === 4540 || code === 4541) return;
@@ -101,18 +159,28 @@ export class Subscriber {
   }
 
   #onFrame(text: string): void {
-    const f = JSON.parse(text) as Record<string, unknown>;
+    let f: Record<string, unknown>;
+    try {
+      f = JSON.parse(text) as Record<string, unknown>;
+    } catch {
+      return this.#emit({
+        type: 'error',
+        error: { code: 'MALFORMED_JSON', message: 'a frame that is not JSON' },
+      });
+    }
     switch (f['type']) {
       case 'subscribed':
         this.#delay = this.#opts.reconnect === false ? 0 : (this.#opts.reconnect?.minMs ?? 50);
         return this.#emit({ type: 'connected', consumer: String(f['consumer']) });
       case 'deliveries': {
+        if (this.dropNextFrames > 0) {
+          this.dropNextFrames--;
+          return;
+        }
         const ds = f['deliveries'] as Delivery[];
         for (const d of ds) {
-          const last = this.lastSeen.get(d.key);
-          if (d.deliveryCount === 1 && last !== undefined && d.prevPosition !== last)
-            this.#emit({ type: 'gap', key: d.key, expected: last, got: d });
-          if (d.deliveryCount === 1 || last === undefined) this.lastSeen.set(d.key, d.position);
+          const gap = this.gaps.check(d);
+          if (gap !== undefined) this.#emit({ type: 'gap', ...gap });
         }
         return this.#emit({ type: 'deliveries', deliveries: ds });
       }
@@ -122,8 +190,24 @@ export class Subscriber {
         this.#waiting.delete(f['id'] as number);
         return w?.(f['results'] as AckOutcome[]);
       }
-      case 'error':
-        return this.#emit({ type: 'error', error: f['error'] as { code: string; message: string } });
+      case 'updated': {
+        const w = this.#updates.get(f['id'] as number);
+        this.#updates.delete(f['id'] as number);
+        return w?.({ ok: true, version: Number(f['version']) });
+      }
+      case 'error': {
+        const e = f['error'] as { code: string; message: string };
+        const ref = f['ref'] as number; // the id of the message it answers, when it had one
+        const w = this.#updates.get(ref);
+        if (w !== undefined) {
+          this.#updates.delete(ref);
+          return w({ ok: false, code: e.code, message: e.message });
+        }
+        const a = this.#waiting.get(ref);
+        this.#waiting.delete(ref);
+        a?.([]);
+        return this.#emit({ type: 'error', error: e });
+      }
     }
   }
 
@@ -149,6 +233,18 @@ export class Subscriber {
     const r = await this.#request({ op: 'nack', positions, ...(delayMs === undefined ? {} : { delayMs }) });
     this.credit(positions.length);
     return r;
+  }
+
+  /** Changes the subscription live (a PATCH body: filter, transform, policies); needs admin scope. */
+  update(patch: Record<string, unknown>): Promise<UpdateOutcome> {
+    const ws = this.#ws;
+    if (ws === undefined || ws.readyState !== WebSocket.OPEN)
+      return Promise.resolve({ ok: false, code: 'DISCONNECTED', message: 'not connected' });
+    const id = ++this.#seq;
+    return new Promise((resolve) => {
+      this.#updates.set(id, resolve);
+      ws.send(JSON.stringify({ op: 'update', id, patch }));
+    });
   }
 
   /** Grants more credits. */

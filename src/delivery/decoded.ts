@@ -70,6 +70,8 @@ export interface DeliveryHeader {
   readonly epochJson: string;
   readonly deliveryCount: number;
   readonly expedited: boolean;
+  /** The previous delivery of this key went to another consumer (the client restarts its chain). */
+  readonly handover: boolean;
   readonly expired: boolean;
 }
 
@@ -79,6 +81,6 @@ export function encodeDelivery(h: DeliveryHeader, payload: string): string {
   return (
     `{"position":"${r.position}","prevPosition":${h.prevPosition === null ? 'null' : `"${h.prevPosition}"`}` +
     `,"epoch":${h.epochJson},"key":${r.keyJson},"topics":${r.topicsJson},"deliveryCount":${h.deliveryCount}` +
-    `${h.expedited ? ',"expedited":true' : ''}${h.expired ? ',"expired":true' : ''},"decision":${payload}}`
+    `${h.expedited ? ',"expedited":true' : ''}${h.handover ? ',"handover":true' : ''}${h.expired ? ',"expired":true' : ''},"decision":${payload}}`
   );
 }

@@ -712,15 +712,14 @@ export class SubscriptionRuntime {
         if (oldest.done !== true) part.lastDelivered.delete(oldest.value);
       }
     }
-    // handover: the previous delivery of this key went to another consumer (or to none this run).
-    const handover = part.lastTo.get(e.rec.key) !== c;
-    if (handover) {
-      part.lastTo.delete(e.rec.key);
-      part.lastTo.set(e.rec.key, c);
-      if (part.lastTo.size > MAX_ANCHORS) {
-        const oldest = part.lastTo.keys().next();
-        if (oldest.done !== true) part.lastTo.delete(oldest.value);
-      }
+    // handover: the previous delivery of this key went to another consumer (or to none in this run),
+    // or its chain starts here: the consumer starts a new chain for the key (ADR 0009).
+    const handover = part.lastTo.get(e.rec.key) !== c || e.prev === null;
+    part.lastTo.delete(e.rec.key);
+    part.lastTo.set(e.rec.key, c);
+    if (part.lastTo.size > MAX_ANCHORS) {
+      const oldest = part.lastTo.keys().next();
+      if (oldest.done !== true) part.lastTo.delete(oldest.value);
     }
     e.deliveryCount++;
     if (e.deliveryCount > 1) this.counters.redelivered++;
@@ -810,7 +809,7 @@ export class SubscriptionRuntime {
     const slow = this.spec.slowConsumer;
     if (slow.policy === 'disconnect' && this.lag() > slow.lagLimit) {
       for (const c of [...this.#consumers.values()]) {
-        if (now - c.since < 5000) continue;
+        if (now - c.since < (slow.graceMs ?? 5000)) continue;
         this.#detach(c);
         c.sink.close(
           'SLOW_CONSUMER',

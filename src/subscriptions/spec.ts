@@ -18,7 +18,12 @@ export type StartSpec =
 export type SlowConsumerSpec =
   | { readonly policy: 'block' }
   | { readonly policy: 'conflate' }
-  | { readonly policy: 'disconnect'; readonly lagLimit: number };
+  | {
+      readonly policy: 'disconnect';
+      readonly lagLimit: number;
+      /** A consumer connected for less than this (ms, default 5,000) is not closed: it may catch up. */
+      readonly graceMs?: number;
+    };
 
 /** Redelivery backoff: min(initialMs * multiplier^(n-1), maxMs) before the n-th redelivery. */
 export interface BackoffSpec {
@@ -238,12 +243,12 @@ function backoffOf(v: unknown, errors: FieldError[]): BackoffSpec | undefined {
 
 function slowOf(v: unknown, errors: FieldError[]): SlowConsumerSpec | undefined {
   if (!isObj(v)) {
-    errors.push({ path: '/slowConsumer', code: 'type', message: 'an object {policy, lagLimit?}' });
+    errors.push({ path: '/slowConsumer', code: 'type', message: 'an object {policy, lagLimit?, graceMs?}' });
     return undefined;
   }
   const policy = oneOf(v['policy'], '/slowConsumer/policy', ['block', 'conflate', 'disconnect'], errors);
   for (const k of Object.keys(v))
-    if (k !== 'policy' && !(k === 'lagLimit' && policy === 'disconnect'))
+    if (k !== 'policy' && !((k === 'lagLimit' || k === 'graceMs') && policy === 'disconnect'))
       errors.push({
         path: `/slowConsumer/${k}`,
         code: 'unknown_field',
@@ -251,7 +256,12 @@ function slowOf(v: unknown, errors: FieldError[]): SlowConsumerSpec | undefined 
       });
   if (policy === 'disconnect') {
     const lagLimit = int(v['lagLimit'], '/slowConsumer/lagLimit', 1, 1e12, errors);
-    return lagLimit === undefined ? undefined : { policy, lagLimit };
+    const graceMs =
+      v['graceMs'] === undefined
+        ? undefined
+        : int(v['graceMs'], '/slowConsumer/graceMs', 0, 3_600_000, errors);
+    if (lagLimit === undefined) return undefined;
+    return graceMs === undefined ? { policy, lagLimit } : { policy, lagLimit, graceMs };
   }
   return policy === undefined ? undefined : { policy };
 }

@@ -14,6 +14,10 @@ import { CdsError, ERROR_CODES, isCdsError } from '../../errors/index.ts';
 import { Authenticator, type AuthContext } from '../../security/index.ts';
 
 const HEARTBEAT_MS = 15_000;
+/** Client messages above this get a PAYLOAD_TOO_LARGE error frame (an ack of 10,000 positions is ~200 KB). */
+const MAX_MESSAGE_BYTES = 1 << 20;
+/** Frames above this close the connection (1009): `ws` would have to buffer them whole. */
+const MAX_FRAME_BYTES = 16 << 20;
 
 function errorFrame(e: unknown, ref: unknown): string {
   const err = isCdsError(e) ? e : new CdsError('INTERNAL', 'unexpected failure', { cause: e });
@@ -30,7 +34,7 @@ function reject(socket: Duplex, status: number, e: CdsError): void {
 
 /** Adds /v1/ws to the REST server. */
 export function registerWebSocket(app: FastifyInstance, ctx: AppContext): void {
-  const wss = new WebSocketServer({ noServer: true, maxPayload: 4 << 20 });
+  const wss = new WebSocketServer({ noServer: true, maxPayload: MAX_FRAME_BYTES });
   app.server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
     const path = (req.url ?? '').split('?')[0];
     if (path !== '/v1/ws') return reject(socket, 404, new CdsError('ROUTE_NOT_FOUND', `no endpoint ${path}`));
@@ -77,6 +81,14 @@ function session(ws: WebSocket, principal: AuthContext, ctx: AppContext): void {
   ws.on('error', () => undefined);
   ws.on('message', (data, isBinary) => {
     alive = true;
+    const size = Array.isArray(data) ? data.reduce((n, b) => n + b.length, 0) : (data as Buffer).byteLength;
+    if (size > MAX_MESSAGE_BYTES)
+      return send(
+        errorFrame(
+          new CdsError('PAYLOAD_TOO_LARGE', `a message of ${size} bytes; at most ${MAX_MESSAGE_BYTES}`),
+          undefined,
+        ),
+      );
     let msg: Record<string, unknown>;
     try {
       const v: unknown = JSON.parse(isBinary ? Buffer.from(data as Buffer).toString('utf8') : String(data));
