@@ -3,7 +3,7 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['node_modules/**', 'bench/results/**', 'bin/**'] },
+  { ignores: ['node_modules/**', 'bench/results/**', 'bin/**', 'src/transports/grpc/gen/**'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {
