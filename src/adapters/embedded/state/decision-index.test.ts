@@ -159,6 +159,8 @@ test('revisions, get, deduplication and latestOnly hold across flushed and merge
       );
     };
     await check();
+    // The newest rows are in the main thread's memory table (not yet flushed): each at its own row.
+    for (const e of all.slice(-45)) assert.deepEqual(await store.decisions.get(e.decisionId, e.revision), e);
     assert.ok(readdirSync(join(dir, 'state')).filter((f) => f.startsWith('decision-idrun-')).length >= 1);
     await store.close();
     store = await LmdbStateStore.open(dir, { idFlushRows: 50 });

@@ -18,7 +18,14 @@ import { topicMatches } from '../../../domain/topics.ts';
 import { IdIndex } from './id-index.ts';
 import type { CommitInfo } from './index-store.ts';
 import type { IndexWriterClient } from './index-writer-client.ts';
-import { DICT_FIELDS, TOPICS_FIELD, TOPIC_SEP, toColumns, type StateDbs } from './layout.ts';
+import {
+  DICT_FIELDS,
+  TOPICS_FIELD,
+  TOPIC_SEP,
+  toColumns,
+  type EntryColumns,
+  type StateDbs,
+} from './layout.ts';
 import {
   AT,
   ROW,
@@ -78,8 +85,12 @@ export class LmdbDecisionIndex implements DecisionIndex {
     this.ids.loadRows(flushedRows, this.rows);
   }
 
-  /** Takes in what a commit of the writer changed (called before the adds it covers resolve). */
-  applyCommit(info: CommitInfo): void {
+  /**
+   * Takes in what a commit of the writer changed (called before the adds it covers resolve);
+   * `columns` are the batches of the group as posted, from which the id memory table learns the new
+   * rows without reading them back.
+   */
+  applyCommit(info: CommitInfo, columns: readonly (EntryColumns | undefined)[] = []): void {
     const d = info.dict;
     for (let i = 0; i < d.length; i += 3)
       this.addValue(d[i] as number, d[i + 1] as number, d[i + 2] as string);
@@ -87,8 +98,37 @@ export class LmdbDecisionIndex implements DecisionIndex {
       this.zones.set(info.firstZone + z / ZONE_STRIDE, info.zones, z);
     this.ids.setRuns(info.runs, info.flushedRows);
     if (info.rows > this.rows) {
-      this.ids.loadRows(this.rows, info.rows);
+      if (info.firstRow === this.rows && columns.length > 0 && columns.every((c) => c !== undefined))
+        this.rememberRows(info, columns as EntryColumns[]);
+      else this.ids.loadRows(this.rows, info.rows);
       this.rows = info.rows;
+    }
+  }
+
+  /** Adds the rows of a committed group to the id memory table from the posted batches. */
+  private rememberRows(info: CommitInfo, columns: readonly EntryColumns[]): void {
+    if (info.rows <= info.flushedRows) return; // all in the run flushed by this commit
+    let i = 0;
+    let skip = 0;
+    let row = info.firstRow;
+    for (const c of columns) {
+      for (let e = 0; e < c.n; e++, i++) {
+        if (info.skipped[skip] === i) {
+          skip++;
+          continue;
+        }
+        if (row >= info.flushedRows) {
+          const j = e * 5;
+          this.ids.remember(
+            c.ids[e] as string,
+            c.nums[j + 3] as number,
+            c.nums[j + 1] as number,
+            c.nums[j + 2] as number,
+            row,
+          );
+        }
+        row++;
+      }
     }
   }
 

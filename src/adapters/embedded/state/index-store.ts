@@ -46,6 +46,12 @@ export interface CommitInfo {
   /** Zones from segment `firstZone` on: ZONE_STRIDE numbers each (rows.ts), flat. */
   readonly firstZone: number;
   readonly zones: number[];
+  /** Row of the group's first written entry. */
+  readonly firstRow: number;
+  /** Indices (in the group) of entries skipped as already indexed, ascending. */
+  readonly skipped: number[];
+  /** Add ids of the group, in order (set by the worker). */
+  group?: number[];
   /** The id runs (by sequence number) and the rows they cover. */
   readonly runs: number[];
   readonly flushedRows: number;
@@ -153,6 +159,7 @@ export class IndexStore {
     let idLen = 0;
     const newDict: (string | number)[] = [];
     const flagWrites: number[] = [];
+    const skipped: number[] = [];
     const dicts = this.dict;
     const nums = c.nums;
     const codes = c.codes;
@@ -176,6 +183,7 @@ export class IndexStore {
           if (hasRevision(refs, rev)) {
             // Skipped: its values sent as strings are still consumed, in order.
             for (let f = 0; f < DICT_FIELDS.length; f++) if (codes[k + f] === NO_CODE) nextNew++;
+            skipped.push(i);
             continue;
           }
           const top = refs[refs.length - 4] as number;
@@ -315,7 +323,7 @@ export class IndexStore {
           if (!runSeqs.includes(seq))
             this.doomed.push({ path: runPath(this.dir, seq), at: now + DELETE_AFTER_MS });
       }
-      return { rows, dict: newDict, firstZone, zones, runs: runSeqs, flushedRows };
+      return { rows, firstRow, skipped, dict: newDict, firstZone, zones, runs: runSeqs, flushedRows };
     } catch (e) {
       this.load();
       throw e;

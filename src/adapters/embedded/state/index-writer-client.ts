@@ -19,6 +19,7 @@ const BOOTSTRAP = FROM_SOURCE
   : '';
 
 interface Pending {
+  readonly columns: EntryColumns;
   resolve(): void;
   reject(e: Error): void;
 }
@@ -32,14 +33,14 @@ export class IndexWriterClient {
 
   private constructor(
     private readonly path: string,
-    private readonly onCommitted: (info: CommitInfo) => void,
+    private readonly onCommitted: (info: CommitInfo, columns: (EntryColumns | undefined)[]) => void,
     private readonly flushRows: number | undefined,
   ) {}
 
   /** Starts the worker on the environment at `path`; resolves once it has opened it. */
   static async start(
     path: string,
-    onCommitted: (info: CommitInfo) => void,
+    onCommitted: (info: CommitInfo, columns: (EntryColumns | undefined)[]) => void,
     flushRows?: number,
   ): Promise<IndexWriterClient> {
     const c = new IndexWriterClient(path, onCommitted, flushRows);
@@ -54,7 +55,7 @@ export class IndexWriterClient {
     const worker = this.worker ?? this.respawn();
     const id = this.nextId++;
     return new Promise<void>((resolve, reject) => {
-      this.pending.set(id, { resolve, reject });
+      this.pending.set(id, { columns, resolve, reject });
       worker.postMessage({ kind: 'add', id, columns, through } satisfies WriterRequest);
     });
   }
@@ -83,7 +84,11 @@ export class IndexWriterClient {
     return new Promise<void>((resolve, reject) => {
       worker.on('message', (m: WriterReply) => {
         if (m.kind === 'ready') resolve();
-        else if (m.kind === 'committed') this.onCommitted(m.info);
+        else if (m.kind === 'committed')
+          this.onCommitted(
+            m.info,
+            (m.info.group ?? []).map((id) => this.pending.get(id)?.columns),
+          );
         else if (m.kind === 'done') {
           this.settle(m.id)?.resolve();
         } else if (m.kind === 'failed') {

@@ -35,6 +35,7 @@ function flush(): void {
         ? (group[0] as (typeof group)[0]).columns
         : concatColumns(group.map((m) => m.columns));
     const info = store.write(columns, through);
+    info.group = group.map((m) => m.id);
     port?.postMessage({ kind: 'committed', info } satisfies WriterReply);
     for (const m of group) port?.postMessage({ kind: 'done', id: m.id } satisfies WriterReply);
   } catch (e) {

@@ -51,9 +51,9 @@ export class LmdbStateStore implements StateStore {
       const ref: { index?: LmdbDecisionIndex } = {};
       const writer = await IndexWriterClient.start(
         path,
-        (info) => {
+        (info, columns) => {
           dbs.env.resetReadTxn();
-          ref.index?.applyCommit(info);
+          ref.index?.applyCommit(info, columns);
         },
         opts.idFlushRows,
       );
