@@ -10,7 +10,7 @@ import type { FastifyInstance } from 'fastify';
 import type { AppContext, Lifecycle } from './app-context.ts';
 import { SegmentLog } from './adapters/embedded/log/index.ts';
 import { LmdbStateStore } from './adapters/embedded/state/index.ts';
-import { PostgresStateStore } from './adapters/postgres/index.ts';
+import { PostgresStateStore, PostgresSubscriptionStore } from './adapters/postgres/index.ts';
 import { LmdbSubscriptionStore } from './adapters/embedded/subscriptions/index.ts';
 import { LmdbWebhookStore } from './adapters/embedded/webhooks/index.ts';
 import type { Config } from './config/index.ts';
@@ -133,7 +133,10 @@ export async function buildApp(config: Config, opts: { logger?: Logger } = {}): 
     cursorSecret = randomBytes(32).toString('base64url');
     await state.meta.set('cursor.secret', cursorSecret);
   }
-  const subscriptionStore = LmdbSubscriptionStore.open(dataDir);
+  const subscriptionStore =
+    config.state.engine === 'postgres'
+      ? await PostgresSubscriptionStore.open(config.postgres.url as string, { applicationName: 'cds' })
+      : LmdbSubscriptionStore.open(dataDir);
   const ledgerStore = LmdbLedgerStore.open(dataDir);
   const engine = new DeliveryEngine(log, subscriptionStore, {
     onError,

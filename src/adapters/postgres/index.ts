@@ -2,3 +2,5 @@
 export { PostgresStateStore, type PostgresStateStoreOptions } from './postgres-state-store.ts';
 export { DEFAULT_SCAN_LIMIT } from './decision-index.ts';
 export { loadMigrations, MIGRATION_LOCK_KEY, type Migration, type MigrationResult } from './migrations.ts';
+export { PostgresSubscriptionStore } from './subscription-store.ts';
+export { openPool, describeUrl, type PoolOptions } from './connect.ts';

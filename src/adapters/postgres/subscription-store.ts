@@ -1,0 +1,250 @@
+/**
+ * The cluster SubscriptionStore (port: src/state/subscriptions-port.ts; tables in
+ * migrations/0002_subscriptions.sql). Subscriptions with versions checked under a row lock, cursor
+ * snapshots one row per (subscription, partition), dead letters one row per position. Cursor commits
+ * are batched: `saveCursors` writes every subscription's snapshots of one engine commit in one
+ * statement (one round trip, one transaction), whatever the number of subscriptions. Every write
+ * resolves after COMMIT.
+ */
+import type pg from 'pg';
+import { CdsError } from '../../errors/index.ts';
+import type {
+  CursorSnapshot,
+  DeadLetter,
+  SubscriptionRecord,
+  SubscriptionStore,
+} from '../../state/subscriptions-port.ts';
+import { openPool, type PoolOptions } from './connect.ts';
+import { mapPgError } from './errors.ts';
+import { query, transaction } from './pool.ts';
+
+interface SubscriptionRow {
+  name: string;
+  version: number;
+  spec: Record<string, unknown>;
+  created_at: string;
+  updated_at: string;
+}
+
+interface CursorRow {
+  partition: number;
+  next: number;
+  pending: [number, number][];
+  anchors: [string, number][];
+}
+
+const toRecord = (r: SubscriptionRow): SubscriptionRecord => ({
+  name: r.name,
+  version: r.version,
+  spec: r.spec,
+  createdAt: r.created_at,
+  updatedAt: r.updated_at,
+});
+
+// Rows in (name, partition) order, so that concurrent commits of several instances lock in one order.
+const UPSERT_CURSORS = `INSERT INTO cds_subscription_cursors AS c (name, partition, next, pending, anchors)
+  SELECT r.name, r.partition, r.next, r.pending, r.anchors
+  FROM json_to_recordset($1::json) AS r(name text, partition integer, next bigint, pending json, anchors json)
+  WHERE EXISTS (SELECT 1 FROM cds_subscriptions s WHERE s.name = r.name)
+  ORDER BY r.name COLLATE "C", r.partition
+  ON CONFLICT (name, partition) DO UPDATE
+    SET next = EXCLUDED.next, pending = EXCLUDED.pending, anchors = EXCLUDED.anchors`;
+
+/** The JSON parameter of UPSERT_CURSORS for some subscriptions' snapshots. */
+function cursorRows(entries: Iterable<readonly [string, readonly CursorSnapshot[]]>): string {
+  const rows: unknown[] = [];
+  for (const [name, cursors] of entries)
+    for (const c of cursors)
+      rows.push({ name, partition: c.partition, next: c.next, pending: c.pending, anchors: c.anchors });
+  return JSON.stringify(rows);
+}
+
+/** SubscriptionStore on PostgreSQL. */
+export class PostgresSubscriptionStore implements SubscriptionStore {
+  private closing: Promise<void> | undefined;
+
+  private constructor(private readonly pool: pg.Pool) {}
+
+  /** Connects and migrates like PostgresStateStore.open (same errors); this store owns its pool. */
+  static async open(url: string, opts: PoolOptions = {}): Promise<PostgresSubscriptionStore> {
+    return new PostgresSubscriptionStore(await openPool(url, { poolSize: 4, ...opts }));
+  }
+
+  async list(): Promise<SubscriptionRecord[]> {
+    const rows = await query<SubscriptionRow>(
+      this.pool,
+      'listing subscriptions',
+      'SELECT name, version, spec, created_at, updated_at FROM cds_subscriptions ORDER BY name',
+    );
+    return rows.map(toRecord);
+  }
+
+  async get(name: string): Promise<SubscriptionRecord | undefined> {
+    const [r] = await query<SubscriptionRow>(
+      this.pool,
+      'reading a subscription',
+      'SELECT name, version, spec, created_at, updated_at FROM cds_subscriptions WHERE name = $1',
+      [name],
+    );
+    return r === undefined ? undefined : toRecord(r);
+  }
+
+  async put(
+    record: SubscriptionRecord,
+    expectedVersion: number,
+    cursors?: readonly CursorSnapshot[],
+  ): Promise<void> {
+    const what = `storing subscription '${record.name}'`;
+    const outcome = await transaction(this.pool, what, async (c) => {
+      const { rows } = await c.query<{ version: number }>(
+        'SELECT version FROM cds_subscriptions WHERE name = $1 FOR UPDATE',
+        [record.name],
+      );
+      const cur = rows[0];
+      if (expectedVersion === 0 && cur !== undefined) return 'exists';
+      if (expectedVersion !== 0 && cur === undefined) return 'absent';
+      if (expectedVersion !== 0 && cur !== undefined && cur.version !== expectedVersion) return 'conflict';
+      const values = [
+        record.name,
+        record.version,
+        JSON.stringify(record.spec),
+        record.createdAt,
+        record.updatedAt,
+      ];
+      if (cur === undefined)
+        await c.query(
+          'INSERT INTO cds_subscriptions (name, version, spec, created_at, updated_at) VALUES ($1, $2, $3, $4, $5)',
+          values,
+        );
+      else
+        await c.query(
+          'UPDATE cds_subscriptions SET version = $2, spec = $3, created_at = $4, updated_at = $5 WHERE name = $1',
+          values,
+        );
+      if (cursors !== undefined) {
+        await c.query('DELETE FROM cds_subscription_cursors WHERE name = $1', [record.name]);
+        await c.query(UPSERT_CURSORS, [cursorRows([[record.name, cursors]])]);
+      }
+      return 'ok';
+    }).catch((e: unknown) => {
+      // Two instances creating the same name at once: the loser's INSERT hits the primary key.
+      if (e instanceof CdsError && e.code === 'ALREADY_EXISTS') return 'exists' as const;
+      throw e;
+    });
+    if (outcome === 'exists')
+      throw new CdsError('ALREADY_EXISTS', `a subscription named '${record.name}' already exists`);
+    if (outcome === 'absent') throw new CdsError('NOT_FOUND', `no subscription '${record.name}'`);
+    if (outcome === 'conflict')
+      throw new CdsError(
+        'VERSION_CONFLICT',
+        `subscription '${record.name}' changed since version ${expectedVersion}`,
+      );
+  }
+
+  async delete(name: string): Promise<boolean> {
+    // Cursors and dead letters go with it (ON DELETE CASCADE), in the same statement.
+    const rows = await query(
+      this.pool,
+      `deleting subscription '${name}'`,
+      'DELETE FROM cds_subscriptions WHERE name = $1 RETURNING name',
+      [name],
+    );
+    return rows.length > 0;
+  }
+
+  async saveCursors(entries: ReadonlyMap<string, readonly CursorSnapshot[]>): Promise<void> {
+    if (entries.size === 0) return;
+    const sorted = [...entries].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+    try {
+      await this.pool.query(UPSERT_CURSORS, [cursorRows(sorted)]);
+    } catch (e) {
+      // 23503: a subscription deleted (by another instance) between the EXISTS and the insert; the
+      // engine keeps the snapshots dirty and retries at its next commit, where EXISTS skips it.
+      const mapped = mapPgError(e, 'committing cursors');
+      if ((e as { code?: string }).code === '23503')
+        throw new CdsError('STORAGE_UNAVAILABLE', `${mapped.message}; retry`, { cause: e });
+      throw mapped;
+    }
+  }
+
+  async loadCursors(name: string): Promise<CursorSnapshot[]> {
+    const rows = await query<CursorRow>(
+      this.pool,
+      `reading the cursors of '${name}'`,
+      'SELECT partition, next, pending, anchors FROM cds_subscription_cursors WHERE name = $1 ORDER BY partition',
+      [name],
+    );
+    return rows.map((r) => ({
+      partition: r.partition,
+      next: r.next,
+      pending: r.pending,
+      anchors: r.anchors,
+    }));
+  }
+
+  async addDeadLetters(name: string, letters: readonly DeadLetter[]): Promise<void> {
+    if (letters.length === 0) return;
+    // One row per position: a later letter at the same position replaces an earlier one (also within
+    // this call), as ON CONFLICT cannot touch one row twice in a statement.
+    const byPos = new Map<string, DeadLetter>();
+    for (const l of letters) byPos.set(`${l.partition}:${l.offset}`, l);
+    const rows = [...byPos.values()]
+      .sort((a, b) => a.partition - b.partition || a.offset - b.offset)
+      .map((l) => ({ partition: l.partition, offset: l.offset, letter: l }));
+    await query(
+      this.pool,
+      `storing dead letters of '${name}'`,
+      `INSERT INTO cds_dead_letters (name, partition, "offset", letter)
+       SELECT $1, r.partition, r."offset", r.letter
+       FROM json_to_recordset($2::json) AS r(partition integer, "offset" bigint, letter json)
+       WHERE EXISTS (SELECT 1 FROM cds_subscriptions s WHERE s.name = $1)
+       ON CONFLICT (name, partition, "offset") DO UPDATE SET letter = EXCLUDED.letter`,
+      [name, JSON.stringify(rows)],
+    );
+  }
+
+  async listDeadLetters(
+    name: string,
+    opts: { after?: { partition: number; offset: number }; limit: number },
+  ): Promise<DeadLetter[]> {
+    const rows = await query<{ letter: DeadLetter }>(
+      this.pool,
+      `listing dead letters of '${name}'`,
+      `SELECT letter FROM cds_dead_letters WHERE name = $1 AND (partition, "offset") > ($2, $3)
+       ORDER BY partition, "offset" LIMIT $4`,
+      [name, opts.after?.partition ?? -1, opts.after?.offset ?? -1, opts.limit],
+    );
+    return rows.map((r) => r.letter);
+  }
+
+  async removeDeadLetters(
+    name: string,
+    at: readonly { partition: number; offset: number }[],
+  ): Promise<number> {
+    if (at.length === 0) return 0;
+    try {
+      const r = await this.pool.query(
+        `DELETE FROM cds_dead_letters WHERE name = $1
+           AND (partition, "offset") IN (SELECT * FROM unnest($2::integer[], $3::bigint[]))`,
+        [name, at.map((p) => p.partition), at.map((p) => p.offset)],
+      );
+      return r.rowCount ?? 0;
+    } catch (e) {
+      throw mapPgError(e, `removing dead letters of '${name}'`);
+    }
+  }
+
+  async purgeDeadLetters(name: string): Promise<number> {
+    try {
+      const r = await this.pool.query('DELETE FROM cds_dead_letters WHERE name = $1', [name]);
+      return r.rowCount ?? 0;
+    } catch (e) {
+      throw mapPgError(e, `purging dead letters of '${name}'`);
+    }
+  }
+
+  close(): Promise<void> {
+    this.closing ??= this.pool.end().catch(() => {});
+    return this.closing;
+  }
+}

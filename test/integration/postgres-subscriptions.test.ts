@@ -1,0 +1,65 @@
+/**
+ * The PostgreSQL SubscriptionStore against a real server (test/helpers/postgres.ts): the port's
+ * contract unchanged, then what a shared database adds (two store instances, one commit of many).
+ */
+import assert from 'node:assert/strict';
+import { after, describe, it } from 'node:test';
+import { PostgresSubscriptionStore } from '../../src/adapters/postgres/index.ts';
+import { isCdsError } from '../../src/errors/index.ts';
+import type { CursorSnapshot } from '../../src/state/subscriptions-port.ts';
+import { subscriptionStoreContract } from '../../src/state/subscriptions-contract.ts';
+import { startPostgres, type TestPostgres } from '../helpers/postgres.ts';
+
+const started = await startPostgres();
+
+if ('skipped' in started) {
+  it('PostgreSQL SubscriptionStore', { skip: started.skipped }, () => {});
+} else {
+  const server = started as TestPostgres;
+  after(() => server.stop());
+
+  subscriptionStoreContract('postgres', async () => {
+    const db = await startPostgres();
+    if ('skipped' in db) throw new Error(db.skipped);
+    return {
+      store: await PostgresSubscriptionStore.open(db.url),
+      reopen: () => PostgresSubscriptionStore.open(db.url),
+      cleanup: () => db.stop(),
+    };
+  });
+
+  describe('PostgreSQL SubscriptionStore: what a shared database adds', () => {
+    it('two instances creating one name: one wins, the other gets ALREADY_EXISTS; a 200-subscription commit is one write', async () => {
+      const a = await PostgresSubscriptionStore.open(server.url);
+      const b = await PostgresSubscriptionStore.open(server.url);
+      try {
+        const at = new Date().toISOString();
+        const rec = { name: 'race', version: 1, spec: { topics: ['a'] }, createdAt: at, updatedAt: at };
+        const outcomes = await Promise.allSettled([a.put(rec, 0), b.put(rec, 0)]);
+        assert.equal(outcomes.filter((o) => o.status === 'fulfilled').length, 1);
+        const lost = outcomes.find((o) => o.status === 'rejected');
+        assert.ok(lost && isCdsError(lost.reason) && lost.reason.code === 'ALREADY_EXISTS');
+
+        const names = Array.from({ length: 200 }, (_, i) => `many-${String(i).padStart(3, '0')}`);
+        for (const n of names) await a.put({ ...rec, name: n }, 0);
+        const snap = (i: number): CursorSnapshot[] =>
+          [0, 1, 2, 3].map((partition) => ({
+            partition,
+            next: 1000 + i,
+            pending: [[990 + i, 1]],
+            anchors: [[`k${i}`, 5]],
+          }));
+        await a.saveCursors(new Map(names.map((n, i) => [n, snap(i)])));
+        assert.deepEqual(await b.loadCursors('many-123'), snap(123));
+        assert.equal(await b.delete('many-123'), true);
+        // A commit naming a subscription another instance deleted: the others are saved.
+        await a.saveCursors(new Map(names.map((n, i) => [n, snap(i + 1)])));
+        assert.deepEqual(await b.loadCursors('many-124'), snap(125));
+        assert.deepEqual(await b.loadCursors('many-123'), []);
+      } finally {
+        await a.close();
+        await b.close();
+      }
+    });
+  });
+}
