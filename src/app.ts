@@ -10,7 +10,11 @@ import type { FastifyInstance } from 'fastify';
 import type { AppContext, Lifecycle } from './app-context.ts';
 import { SegmentLog } from './adapters/embedded/log/index.ts';
 import { LmdbStateStore } from './adapters/embedded/state/index.ts';
-import { PostgresStateStore, PostgresSubscriptionStore } from './adapters/postgres/index.ts';
+import {
+  PostgresChangeFeed,
+  PostgresStateStore,
+  PostgresSubscriptionStore,
+} from './adapters/postgres/index.ts';
 import { LmdbSubscriptionStore } from './adapters/embedded/subscriptions/index.ts';
 import { LmdbWebhookStore } from './adapters/embedded/webhooks/index.ts';
 import type { Config } from './config/index.ts';
@@ -137,6 +141,11 @@ export async function buildApp(config: Config, opts: { logger?: Logger } = {}): 
     config.state.engine === 'postgres'
       ? await PostgresSubscriptionStore.open(config.postgres.url as string, { applicationName: 'cds' })
       : LmdbSubscriptionStore.open(dataDir);
+  // Cluster mode: changes other instances make, heard from here on (LISTEN before the loads below).
+  const feed =
+    config.state.engine === 'postgres'
+      ? await PostgresChangeFeed.open(config.postgres.url as string, { onError })
+      : undefined;
   const ledgerStore = LmdbLedgerStore.open(dataDir);
   const engine = new DeliveryEngine(log, subscriptionStore, {
     onError,
@@ -148,6 +157,13 @@ export async function buildApp(config: Config, opts: { logger?: Logger } = {}): 
   for (const r of await subscriptionStore.list())
     ledgerRecorder.seed(r.name, await subscriptionStore.loadCursors(r.name));
   const subscriptions = await SubscriptionService.open(subscriptionStore, engine, audit);
+  const feedDone = (async () => {
+    if (feed === undefined) return;
+    for await (const c of feed.changes()) {
+      if (c.kind === 'principal') auth.invalidate();
+      else await subscriptions.reload(c.name).catch(onError);
+    }
+  })();
   deliveries.start();
   metrics.setSubscriptionSource(() => deliveries.samples());
   const ledger = new LedgerService(ledgerStore, deliveries, subscriptionStore, 200, () =>
@@ -206,6 +222,8 @@ export async function buildApp(config: Config, opts: { logger?: Logger } = {}): 
         const drained = await Promise.race([publisher.drain().then(() => 'ok' as const), deadline]);
         if (drained === 'timeout')
           logger.warn('drain timed out; closing with publishes still in flight (they were not acknowledged)');
+        await feed?.close();
+        await feedDone;
         await webhooks.close(); // before the engine's last commit, so their acks are in it
         await subscriptions.close();
         deliveries.stop();

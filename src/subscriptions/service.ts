@@ -3,6 +3,7 @@
  * delete, seek, dead letters, skip; consumers for the transports. Every change is checked against the
  * caller's scopes, stored with a new version, applied to the running engine, and audited.
  */
+import { isDeepStrictEqual } from 'node:util';
 import { parsePosition } from '../domain/position.ts';
 import { CdsError } from '../errors/index.ts';
 import type { DeliveryEngine } from '../delivery/engine.ts';
@@ -159,6 +160,28 @@ export class SubscriptionService {
     const r = await this.#record(name);
     this.#requireSubscribe(caller, (r.spec as unknown as SubscriptionSpec).topics);
     return this.#view(r);
+  }
+
+  /**
+   * Re-reads one subscription from the store and applies it to the engine: adds it (from its stored
+   * cursors), applies a changed definition, or removes it when it is gone. For changes another
+   * instance made (the cluster change feed); idempotent, so hearing of a change twice is harmless.
+   */
+  async reload(name: string): Promise<void> {
+    await this.#serial(name, async () => {
+      const r = await this.store.get(name);
+      const rt = this.engine.get(name);
+      if (r === undefined) {
+        if (rt !== undefined) {
+          this.engine.remove(name);
+          this.#pull.delete(name);
+        }
+        return;
+      }
+      const spec = r.spec as unknown as SubscriptionSpec;
+      if (rt === undefined) this.engine.add(spec, await this.store.loadCursors(name));
+      else if (!isDeepStrictEqual(JSON.parse(JSON.stringify(rt.spec)), spec)) this.engine.update(spec);
+    });
   }
 
   async #change(

@@ -4,3 +4,9 @@ export { DEFAULT_SCAN_LIMIT } from './decision-index.ts';
 export { loadMigrations, MIGRATION_LOCK_KEY, type Migration, type MigrationResult } from './migrations.ts';
 export { PostgresSubscriptionStore } from './subscription-store.ts';
 export { openPool, describeUrl, type PoolOptions } from './connect.ts';
+export {
+  PostgresChangeFeed,
+  type ChangeFeed,
+  type ChangeFeedOptions,
+  type StateChange,
+} from './change-feed.ts';
