@@ -34,14 +34,17 @@ import { DeliveryIntrospect } from './delivery/introspect.ts';
 import { LedgerRecorder, LedgerService, LmdbLedgerStore } from './ledger/index.ts';
 import { SubscriptionService } from './subscriptions/index.ts';
 import { buildRestServer } from './transports/rest/server.ts';
+import { buildGrpcServer, type GrpcServer } from './transports/grpc/index.ts';
 import { WebhookService } from './transports/webhook/service.ts';
 
 /** A built application: its services, its REST server, and its lifecycle. */
 export interface App {
   readonly ctx: AppContext;
   readonly http: FastifyInstance;
+  /** The gRPC server (ADR 0012); it listens from `listen()` on. */
+  readonly grpc: GrpcServer;
   /** Binds the listeners; returns the addresses for the start line. */
-  listen(): Promise<{ http: string }>;
+  listen(): Promise<{ http: string; grpc: string }>;
   /** Graceful shutdown (DESIGN 5): refuse new work, finish in-flight publishes, flush, close. */
   close(): Promise<void>;
   /** Secret of a generated admin key, when this start generated one (print it once). */
@@ -199,6 +202,7 @@ export async function buildApp(config: Config, opts: { logger?: Logger } = {}): 
     'recovered',
   );
   const http = await buildRestServer(ctx);
+  const grpc = buildGrpcServer(ctx);
   await webhooks.start();
   status.start();
 
@@ -206,16 +210,19 @@ export async function buildApp(config: Config, opts: { logger?: Logger } = {}): 
   return {
     ctx,
     http,
+    grpc,
     ...(boot.generated && boot.file ? { generatedAdminKey: { key: boot.generated, file: boot.file } } : {}),
     async listen() {
       const address = await http.listen({ host: config.http.host, port: config.http.port });
+      const grpcAddress = await grpc.listen(config.grpc.host, config.grpc.port);
       lifecycle.ready = true;
-      return { http: address };
+      return { http: address, grpc: grpcAddress };
     },
     close() {
       closing ??= (async () => {
         lifecycle.draining = true;
         lifecycle.ready = false;
+        grpc.drain();
         const deadline = new Promise<'timeout'>((r) =>
           setTimeout(() => r('timeout'), config.shutdown.drainTimeoutMs).unref(),
         );
@@ -224,6 +231,7 @@ export async function buildApp(config: Config, opts: { logger?: Logger } = {}): 
           logger.warn('drain timed out; closing with publishes still in flight (they were not acknowledged)');
         await feed?.close();
         await feedDone;
+        await grpc.close(); // streams end with SHUTTING_DOWN; their consumers detach before the last commit
         await webhooks.close(); // before the engine's last commit, so their acks are in it
         await subscriptions.close();
         deliveries.stop();

@@ -27,6 +27,16 @@ export const ConfigSchema = Type.Object(
       },
       { additionalProperties: false, default: {} },
     ),
+    grpc: Type.Object(
+      {
+        host: Type.String({ default: '127.0.0.1', description: 'Address the gRPC listener binds.' }),
+        port: Port(
+          0,
+          'Port of the gRPC listener (8481 is the suggested fixed one); 0, the default until the test harness sets it, picks a free one (the start line says which).',
+        ),
+      },
+      { additionalProperties: false, default: {} },
+    ),
     log: Type.Object(
       {
         engine: Type.Union([Type.Literal('embedded'), Type.Literal('pulsar')], {
@@ -155,6 +165,8 @@ export const ENV_VARS: Readonly<Record<string, string>> = {
   CDS_HTTP_HOST: 'http.host',
   CDS_HTTP_PORT: 'http.port',
   CDS_HTTP_BODY_LIMIT_BYTES: 'http.bodyLimitBytes',
+  CDS_GRPC_HOST: 'grpc.host',
+  CDS_GRPC_PORT: 'grpc.port',
   CDS_LOG: 'log.engine',
   CDS_LOG_SEGMENT_BYTES: 'log.segmentBytes',
   CDS_STATE: 'state.engine',
