@@ -1,9 +1,10 @@
 /**
  * The write side of the decision index, run in the index-writer worker. Per group of batches: rows
- * and ids are appended to their files and fdatasync'd, then one LMDB transaction records the
- * revisions, new dictionary values, touched zones, counts, file lengths and the checkpoint. On start
- * the files are truncated to the lengths the last commit recorded (rows after it are a projection
- * the Indexer re-feeds from the log).
+ * and ids are appended to their files and fdatasync'd (and, every FLUSH_ROWS rows, the decisionId
+ * memory table is written as a run, see id-index.ts), then one LMDB transaction records the new
+ * dictionary values, touched zones, counts, file lengths, live runs and the checkpoint. On start
+ * the files are truncated to the lengths the last commit recorded and unlisted runs are deleted
+ * (rows after the commit are a projection the Indexer re-feeds from the log).
  */
 import {
   closeSync,

@@ -1,3 +1,3 @@
 /** The embedded (LMDB) StateStore adapter. */
 export { LmdbStateStore } from './lmdb-state-store.ts';
-export { DEFAULT_SCAN_LIMIT } from './decision-index.ts';
+export { DEFAULT_SCAN_LIMIT } from './row-scan.ts';
