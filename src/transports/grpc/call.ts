@@ -4,7 +4,7 @@
  * metadata (`authorization: Bearer <key|JWT>` or `x-api-key`) with the REST scopes, the request rate
  * limit, audit of denials, and per-stream statistics.
  */
-import type { Metadata, ServerUnaryCall, sendUnaryData } from '@grpc/grpc-js';
+import { status as GrpcCode, type Metadata, type ServerUnaryCall, type sendUnaryData } from '@grpc/grpc-js';
 import type { AppContext } from '../../app-context.ts';
 import { CdsError } from '../../errors/index.ts';
 import { Authenticator, type AuthContext } from '../../security/index.ts';
@@ -121,6 +121,16 @@ export class StreamCounters {
   }
 }
 
+const DEADLINE = Symbol('deadline');
+
+/** Whether the call's deadline has passed (or the client went away): nothing is done then. */
+export function expired(call: { cancelled: boolean; getDeadline(): Date | number }): boolean {
+  if (call.cancelled) return true;
+  const d = call.getDeadline();
+  const at = d instanceof Date ? d.getTime() : d;
+  return Number.isFinite(at) && at <= Date.now();
+}
+
 /** Runs a unary handler: admission, the call, errors as statuses. */
 export function unary<Req, Res>(
   ctx: AppContext,
@@ -133,10 +143,14 @@ export function unary<Req, Res>(
       .then((p) => {
         caller = p;
         if (isMalformed(call.request)) throw malformedError(call.request, `${method} request`);
+        if (expired(call)) return DEADLINE;
         return fn(call.request, p);
       })
       .then(
-        (res) => cb(null, res),
+        (res) =>
+          res === DEADLINE
+            ? cb({ code: GrpcCode.DEADLINE_EXCEEDED, details: 'deadline exceeded' })
+            : cb(null, res),
         (e: unknown) => {
           if (caller !== undefined) auditForbidden(ctx, caller, method, e);
           if (!(e instanceof CdsError)) ctx.logger.error({ err: e, method }, 'gRPC call failed');

@@ -1,0 +1,144 @@
+/**
+ * Bad input over gRPC: each gets the registry's status and rich details (google.rpc.Status in the
+ * grpc-status-details-bin trailer), and neither the server nor another open stream is disturbed.
+ */
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import * as grpc from '@grpc/grpc-js';
+import { bearer, connect, errorDetails } from '../../src/client/grpc.ts';
+import type { PublishResponse } from '../../src/transports/grpc/gen/cds/v1/decisions.ts';
+import type { SubscribeResponse } from '../../src/transports/grpc/gen/cds/v1/subscriptions.ts';
+import { ADMIN_KEY, startTestApp, type TestApp } from '../helpers/app.ts';
+import { makeDecision } from '../helpers/decisions.ts';
+
+const LIMIT = 64 * 1024;
+
+/** A unary call with raw bytes both ways (what a broken client would send). */
+function rawUnary(address: string, path: string, body: Buffer, md: grpc.Metadata): Promise<Buffer> {
+  const c = new grpc.Client(address, grpc.credentials.createInsecure());
+  return new Promise<Buffer>((resolve, reject) =>
+    c.makeUnaryRequest(
+      path,
+      (b: Buffer) => b,
+      (b: Buffer) => b,
+      body,
+      md,
+      (e, r) => {
+        c.close();
+        if (e) reject(e);
+        else resolve(r as Buffer);
+      },
+    ),
+  );
+}
+
+async function failure(p: Promise<unknown>): Promise<grpc.ServiceError> {
+  try {
+    await p;
+  } catch (e) {
+    return e as grpc.ServiceError;
+  }
+  throw new Error('the call succeeded');
+}
+
+describe('gRPC bad input', { timeout: 30_000 }, () => {
+  let t: TestApp;
+  let address: string;
+  let client: ReturnType<typeof connect>;
+  const publish = (decisions: Buffer[], md = bearer(ADMIN_KEY), opts: grpc.CallOptions = {}) =>
+    new Promise<PublishResponse>((resolve, reject) =>
+      client.decisions.publish({ decisions }, md, opts, (e, r) => (e ? reject(e) : resolve(r))),
+    );
+  before(async () => {
+    t = await startTestApp({ grpc: { port: 0 }, http: { port: 0, bodyLimitBytes: LIMIT } });
+    address = (await t.app.listen()).grpc;
+    client = connect(address);
+  });
+  after(async () => {
+    client?.close();
+    await t?.close();
+  });
+
+  it('answers each bad call precisely while another stream keeps flowing', async () => {
+    const name = `grpc-errors-${process.pid}`;
+    assert.equal(
+      (await t.request('POST', '/v1/subscriptions', { body: { name, topics: ['decisions.>'] } })).status,
+      201,
+    );
+    const got: string[] = [];
+    const stream = client.subscriptions.subscribe({ subscription: name, window: 100 }, bearer(ADMIN_KEY));
+    let streamError: unknown;
+    stream.on('data', (m: SubscribeResponse) => {
+      for (const d of m.deliveries?.deliveries ?? [])
+        got.push(JSON.parse(Buffer.from(d).toString()).position);
+    });
+    stream.on('error', (e) => (streamError = e));
+    const one = (i: number) => Buffer.from(JSON.stringify(makeDecision(i)));
+    await publish([one(1)]);
+
+    // Malformed protobuf (wire type 7 does not exist).
+    let e = await failure(
+      rawUnary(address, '/cds.v1.DecisionService/Publish', Buffer.from([0x0f, 0x00]), bearer(ADMIN_KEY)),
+    );
+    let d = errorDetails(e);
+    assert.equal(e.code, grpc.status.INVALID_ARGUMENT);
+    assert.equal(d.code, 'VALIDATION_FAILED');
+    assert.equal(d.fieldViolations[0]?.reason, 'malformed_protobuf');
+
+    // A decision that is not valid JSON, and one that fails the schema: field paths by item.
+    e = await failure(publish([one(2), Buffer.from('{"decisionId":')]));
+    d = errorDetails(e);
+    assert.equal(e.code, grpc.status.INVALID_ARGUMENT);
+    assert.equal(d.code, 'MALFORMED_JSON');
+    assert.equal(d.fieldViolations[0]?.field, '/1');
+    e = await failure(publish([Buffer.from(JSON.stringify({ ...makeDecision(3), quantity: 12 }))]));
+    d = errorDetails(e);
+    assert.equal(d.code, 'VALIDATION_FAILED');
+    assert.ok(
+      d.fieldViolations.some((v) => v.field === '/0/quantity'),
+      JSON.stringify(d.fieldViolations),
+    );
+
+    // Larger than the limit.
+    e = await failure(publish([Buffer.alloc(LIMIT + 1000, 0x20)]));
+    assert.equal(e.code, grpc.status.RESOURCE_EXHAUSTED);
+
+    // Unknown method.
+    e = await failure(rawUnary(address, '/cds.v1.DecisionService/Nope', Buffer.alloc(0), bearer(ADMIN_KEY)));
+    assert.equal(e.code, grpc.status.UNIMPLEMENTED);
+
+    // Missing and wrong credentials.
+    e = await failure(publish([one(4)], new grpc.Metadata()));
+    assert.equal(e.code, grpc.status.UNAUTHENTICATED);
+    assert.equal(errorDetails(e).code, 'UNAUTHENTICATED');
+    e = await failure(publish([one(4)], bearer('cds_wrong-key-0123456789abcdefghijklmnopqrst')));
+    assert.equal(e.code, grpc.status.UNAUTHENTICATED);
+    const xApiKey = new grpc.Metadata();
+    xApiKey.set('x-api-key', 'nope');
+    assert.equal((await failure(publish([one(4)], xApiKey))).code, grpc.status.UNAUTHENTICATED);
+
+    // An expired deadline.
+    e = await failure(publish([one(5)], bearer(ADMIN_KEY), { deadline: Date.now() - 1 }));
+    assert.equal(e.code, grpc.status.DEADLINE_EXCEEDED);
+    assert.equal((await t.request('GET', '/v1/decisions/dec-000005')).status, 404, 'nothing was published');
+
+    // A missing subscription on a stream: NOT_FOUND as the stream's status.
+    e = await new Promise<grpc.ServiceError>((resolve) => {
+      const s = client.subscriptions.subscribe({ subscription: 'no-such', window: 0 }, bearer(ADMIN_KEY));
+      s.on('data', () => undefined);
+      s.on('error', resolve);
+    });
+    assert.equal(e.code, grpc.status.NOT_FOUND);
+
+    // The server and the open stream are fine: a later publish arrives on it.
+    const last = await publish([one(6), one(7)]);
+    const deadline = Date.now() + 5000;
+    while (got.length < 3 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    assert.equal(streamError, undefined);
+    assert.deepEqual(
+      got.slice(1),
+      last.results.map((r) => r.position),
+    );
+    stream.cancel();
+  });
+});
