@@ -14,6 +14,7 @@ import type { SubscriptionService } from './subscriptions/index.ts';
 import type { DeliveryIntrospect } from './delivery/introspect.ts';
 import type { LedgerService } from './ledger/index.ts';
 import type { WebhookService } from './transports/webhook/service.ts';
+import type { RuleSetService } from './routing/service.ts';
 
 /** Lifecycle flags read by health endpoints and every request. */
 export interface Lifecycle {
@@ -47,4 +48,6 @@ export interface AppContext {
   readonly ledger: LedgerService;
   /** Webhook endpoints of subscriptions (ADR 0010). */
   readonly webhooks: WebhookService;
+  /** Versioned routing rule sets (ADR 0013). */
+  readonly rules: RuleSetService;
 }

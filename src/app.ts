@@ -18,14 +18,14 @@ import {
 import { LmdbSubscriptionStore } from './adapters/embedded/subscriptions/index.ts';
 import { LmdbWebhookStore } from './adapters/embedded/webhooks/index.ts';
 import type { Config } from './config/index.ts';
-import type { Decision } from './domain/decision.ts';
 import { CdsError } from './errors/index.ts';
-import { Publisher, type RouteFn } from './ingest/publisher.ts';
+import { Publisher } from './ingest/publisher.ts';
 import type { EventLog } from './log/index.ts';
 import { createLogger, type Logger } from './observability/logger.ts';
 import { Metrics } from './observability/metrics.ts';
-import { fieldGetter } from './routing/field-path.ts';
 import { compileTemplate } from './routing/template.ts';
+import { RuleSetService } from './routing/service.ts';
+import { LmdbRuleStore } from './adapters/embedded/rules/index.ts';
 import { AuditTrail, Authenticator, JwtVerifier, PrincipalService, RateLimiter } from './security/index.ts';
 import type { StateStore } from './state/index.ts';
 import { StatusTracker } from './status.ts';
@@ -49,33 +49,6 @@ export interface App {
   close(): Promise<void>;
   /** Secret of a generated admin key, when this start generated one (print it once). */
   readonly generatedAdminKey?: { key: string; file: string };
-}
-
-/** The default routing of the foundation: the configured topic template and ordering-key field. */
-function defaultRoute(config: Config): RouteFn {
-  const topic = compileTemplate(config.ingest.topicTemplate, 'ingest.topicTemplate');
-  const keyPath = config.ingest.keyField.split('.');
-  const keyOf = fieldGetter(keyPath);
-  return (d: Decision) => {
-    const t = topic.tryRender(d);
-    if (typeof t !== 'string')
-      throw new CdsError('VALIDATION_FAILED', t.message, { details: { errors: [t] } });
-    const k = keyOf(d);
-    if (typeof k !== 'string' || k.length === 0) {
-      throw new CdsError('VALIDATION_FAILED', `the ordering key field ${config.ingest.keyField} is empty`, {
-        details: {
-          errors: [
-            {
-              path: `/${keyPath.join('/')}`,
-              code: 'required',
-              message: 'is the ordering key and must be a non-empty string',
-            },
-          ],
-        },
-      });
-    }
-    return { topics: [t], key: k, priority: d.priority };
-  };
 }
 
 async function openAdapters(config: Config, dataDir: string): Promise<{ log: EventLog; state: StateStore }> {
@@ -118,7 +91,7 @@ export async function buildApp(config: Config, opts: { logger?: Logger } = {}): 
   const logger = opts.logger ?? createLogger(config.logging.level);
   const dataDir = resolve(config.dataDir);
   await mkdir(dataDir, { recursive: true });
-  const route = defaultRoute(config); // before opening anything: a bad template is a start-up error
+  compileTemplate(config.ingest.topicTemplate, 'ingest.topicTemplate'); // a bad template fails the start
   const jwt = new JwtVerifier({
     ...(config.security.jwtHs256SecretFile ? { hs256SecretFile: config.security.jwtHs256SecretFile } : {}),
     ...(config.security.jwtPublicKeyFile ? { publicKeyFile: config.security.jwtPublicKeyFile } : {}),
@@ -130,8 +103,16 @@ export async function buildApp(config: Config, opts: { logger?: Logger } = {}): 
   const onError = (e: unknown) => logger.error({ err: e }, 'background failure');
   const lifecycle: Lifecycle = { ready: false, draining: false };
   const metrics = new Metrics();
-  const publisher = new Publisher(log, state.decisions, route, { maxBatch: config.ingest.maxBatch, onError });
   const audit = new AuditTrail(state.audit, onError);
+  const ruleStore = LmdbRuleStore.open(dataDir);
+  const rules = await RuleSetService.open(ruleStore, audit, {
+    topicTemplate: config.ingest.topicTemplate,
+    keyField: config.ingest.keyField,
+  });
+  const publisher = new Publisher(log, state.decisions, () => rules.router(), {
+    maxBatch: config.ingest.maxBatch,
+    onError,
+  });
   const auth = new Authenticator(state.principals, jwt.enabled ? jwt : undefined);
   const principals = new PrincipalService(state.principals, state.meta, audit, auth);
   const status = new StatusTracker(publisher.counters);
@@ -192,6 +173,7 @@ export async function buildApp(config: Config, opts: { logger?: Logger } = {}): 
     deliveries,
     ledger,
     webhooks,
+    rules,
   };
 
   const t0 = performance.now();
@@ -242,6 +224,7 @@ export async function buildApp(config: Config, opts: { logger?: Logger } = {}): 
         await subscriptionStore.close();
         await ledgerStore.close();
         await webhookStore.close();
+        await ruleStore.close();
         await log.close();
         await state.close();
         logger.info('closed');

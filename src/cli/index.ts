@@ -6,6 +6,7 @@
  *   cds publish [FILE|-]               publish JSON lines (batched; progress on a terminal; summary)
  *   cds get DECISION_ID [--revision N]
  *   cds query [--portfolioId X ...] [--count]
+ *   cds explain DECISION_ID [--revision N] [--json]
  *   cds keys create --name N --scope S [--scope S ...]
  *   cds keys list | cds keys revoke ID
  *   cds verify-audit [--data-dir DIR | --url URL]
@@ -17,6 +18,7 @@ import { parseArgs } from 'node:util';
 import { loadConfig, printableConfig } from '../config/index.ts';
 import { CdsError } from '../errors/index.ts';
 import { call, clientOptions, HttpError } from './client.ts';
+import { explainDecision } from './explain.ts';
 import { openInput, publishLines } from './publish.ts';
 import { serve } from './serve.ts';
 import { verifyAuditOffline } from './verify-audit.ts';
@@ -122,6 +124,27 @@ export async function runCli(io: CliIo): Promise<number> {
         );
         return 0;
       }
+      case 'explain': {
+        const { values, positionals } = parseArgs({
+          args: [...args],
+          allowPositionals: true,
+          options: {
+            url: { type: 'string' },
+            key: { type: 'string' },
+            'data-dir': { type: 'string' },
+            revision: { type: 'string' },
+            json: { type: 'boolean' },
+          },
+        });
+        if (positionals.length !== 1) throw usage('cds explain DECISION_ID [--revision N] [--json]');
+        io.stdout(
+          await explainDecision(clientOptions(values, io.env), positionals[0] as string, {
+            ...(values.revision === undefined ? {} : { revision: values.revision }),
+            json: values.json === true,
+          }),
+        );
+        return 0;
+      }
       case 'query': {
         const options = Object.fromEntries(QUERY_FLAGS.map((f) => [f, { type: 'string' as const }]));
         const { values } = parseArgs({
@@ -217,7 +240,7 @@ export async function runCli(io: CliIo): Promise<number> {
       case '--help':
       case '-h':
         io.stdout(
-          'usage: cds serve | config print | publish [FILE] | get ID | query [--filters] | keys create|list|revoke | verify-audit',
+          'usage: cds serve | config print | publish [FILE] | get ID | explain ID | query [--filters] | keys create|list|revoke | verify-audit',
         );
         return 0;
       default:

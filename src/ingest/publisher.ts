@@ -14,6 +14,7 @@ import type { DecisionIndex, DecisionIndexEntry, RevisionRef } from '../state/in
 import { Indexer } from './indexer.ts';
 import {
   recordDecision,
+  recordRoute,
   recordTopics,
   toIndexEntry,
   toRecord,
@@ -30,10 +31,20 @@ export interface PublishResult {
   readonly epoch: string;
   readonly topics: readonly string[];
   readonly duplicate: boolean;
+  /** A rule dropped it: stored (auditable, explainable) with no topics, delivered to nobody. */
+  readonly dropped?: true;
+  /** A rule quarantined it: its one topic is the quarantine topic. */
+  readonly quarantined?: true;
 }
 
 /** Routes a valid decision; throws VALIDATION_FAILED when a routed value is not usable. */
 export type RouteFn = (d: Decision) => RouteOutcome;
+
+/**
+ * Gives the route function of the rule set active now. The publisher calls it once per batch, so
+ * every item of a batch is routed by one whole rule set, never by two (ADR 0013).
+ */
+export type Router = () => RouteFn;
 
 /** Checks that the caller may publish on the default topic; returns a reason when not. */
 export type PublishCheck = (defaultTopic: string) => boolean;
@@ -46,6 +57,7 @@ interface PendingRevision {
   readonly priority: number;
   readonly receivedAt: number;
   readonly key: string;
+  readonly quarantined: boolean;
   at?: Appended;
   readonly done: Promise<Appended>;
 }
@@ -53,7 +65,13 @@ interface PendingRevision {
 /** A revision known to exist, from whichever place knows it. */
 type Known =
   | { kind: 'pending'; p: PendingRevision }
-  | { kind: 'stored'; ref: RevisionRef; decision: Decision; topics: readonly string[] };
+  | {
+      kind: 'stored';
+      ref: RevisionRef;
+      decision: Decision;
+      topics: readonly string[];
+      quarantined: boolean;
+    };
 
 /** Counters the status page and metrics read. */
 export interface PublishCounters {
@@ -76,7 +94,7 @@ export class Publisher {
   constructor(
     private readonly log: EventLog,
     private readonly index: DecisionIndex,
-    private readonly route: RouteFn,
+    private readonly router: Router,
     private readonly opts: { maxBatch: number; maxBacklog?: number; onError: (e: unknown) => void },
   ) {
     this.indexer = new Indexer(index, (entries) => this.indexed(entries), opts.onError);
@@ -138,16 +156,18 @@ export class Publisher {
     const badItems: { index: number; errors: FieldError[] }[] = [];
     const forbidden: { index: number; topic: string }[] = [];
     const out: { d: Decision; route: RouteOutcome }[] = [];
+    const routeOf = this.router(); // one rule set for the whole batch
     items.forEach((item, i) => {
       const prefix = batch ? `/${i}` : '';
       let errs = decisionErrors(item, prefix);
       if (errs.length === 0) {
         const d = item as Decision;
         try {
-          const route = this.route(d);
+          const route = routeOf(d);
           out.push({ d, route });
-          if (!mayPublish(route.topics[0] as string))
-            forbidden.push({ index: i, topic: route.topics[0] as string });
+          // DESIGN 4: scopes are checked against the default topic, whatever the rules added.
+          const scoped = route.defaultTopic ?? (route.topics[0] as string);
+          if (!mayPublish(scoped)) forbidden.push({ index: i, topic: scoped });
         } catch (e) {
           if (!(e instanceof CdsError) || !Array.isArray(e.details?.['errors'])) throw e;
           errs = (e.details['errors'] as FieldError[]).map((f) => ({ ...f, path: `${prefix}${f.path}` }));
@@ -262,6 +282,7 @@ export class Publisher {
         priority: route.priority,
         receivedAt,
         key: route.key,
+        quarantined: route.quarantined !== undefined,
         done,
       };
       let l = local.get(d.decisionId);
@@ -314,6 +335,7 @@ export class Publisher {
           epoch: this.log.epoch,
           topics: f.route.topics,
           duplicate: false,
+          ...flags(f.route.topics, f.route.quarantined !== undefined),
         };
         let b = byPartition.get(at.partition);
         if (b === undefined) byPartition.set(at.partition, (b = { first: at.offset, entries: [] }));
@@ -351,12 +373,24 @@ export class Publisher {
         const known: Known[] = [];
         for (const ref of list) {
           if (!w?.has(ref.revision)) {
-            known.push({ kind: 'stored', ref, decision: undefined as unknown as Decision, topics: [] });
+            known.push({
+              kind: 'stored',
+              ref,
+              decision: undefined as unknown as Decision,
+              topics: [],
+              quarantined: false,
+            });
             continue;
           }
           const rec = await this.log.readOne(ref.partition, ref.offset);
           if (rec === undefined) continue; // trimmed: the revision cannot be compared any more
-          known.push({ kind: 'stored', ref, decision: recordDecision(rec), topics: recordTopics(rec) });
+          known.push({
+            kind: 'stored',
+            ref,
+            decision: recordDecision(rec),
+            topics: recordTopics(rec),
+            quarantined: recordRoute(rec).quarantined !== undefined,
+          });
         }
         out.set(id, known);
       }),
@@ -452,6 +486,7 @@ async function resultOf(k: Known, epoch: string): Promise<PublishResult> {
       epoch,
       topics: k.p.topics,
       duplicate: true,
+      ...flags(k.p.topics, k.p.quarantined),
     };
   }
   return {
@@ -461,5 +496,12 @@ async function resultOf(k: Known, epoch: string): Promise<PublishResult> {
     epoch,
     topics: k.topics,
     duplicate: true,
+    ...flags(k.topics, k.quarantined),
   };
+}
+
+/** The `dropped` / `quarantined` flags of an answer (absent in the common case). */
+function flags(topics: readonly string[], quarantined: boolean): { dropped?: true; quarantined?: true } {
+  if (topics.length === 0) return { dropped: true };
+  return quarantined ? { quarantined: true } : {};
 }

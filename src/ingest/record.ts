@@ -15,13 +15,40 @@ export const HEADERS = {
   priority: 'priority',
   topics: 'topics',
   key: 'key',
+  /** Version of the rule set that routed the decision (ADR 0013). */
+  ruleSet: 'ruleSet',
+  /** Ids of the rules whose condition held, space-separated, in rule order. */
+  rules: 'rules',
+  /** RFC 3339 time before which the decision is not to be delivered (hold/delay actions). */
+  holdUntil: 'holdUntil',
+  /** The quarantine topic, when a rule quarantined the decision. */
+  quarantine: 'quarantine',
 } as const;
 
 /** What routing decided for one decision. */
 export interface RouteOutcome {
+  /** Empty when a rule dropped the decision. */
   readonly topics: readonly string[];
   readonly key: string;
   readonly priority: number;
+  /** The default route's topic, which publish scopes are checked against (topics[0] when absent). */
+  readonly defaultTopic?: string;
+  /** Version of the rule set that routed it. */
+  readonly ruleSet?: number;
+  readonly matchedRules?: readonly string[];
+  readonly dropped?: true;
+  /** The quarantine topic. */
+  readonly quarantined?: string;
+  readonly holdUntil?: string;
+}
+
+/** The routing facts recorded in a stored record's headers (ADR 0013). */
+export interface RecordedRoute {
+  /** Absent for records stored before rule sets existed. */
+  readonly ruleSet?: number;
+  readonly rules: string[];
+  readonly holdUntil?: string;
+  readonly quarantined?: string;
 }
 
 /** A decision with its envelope, as the API returns it (DESIGN 3). */
@@ -47,6 +74,12 @@ export function toRecord(d: Decision, route: RouteOutcome, receivedAt: number): 
       [HEADERS.revision]: String(d.revision),
       [HEADERS.priority]: String(route.priority),
       [HEADERS.topics]: route.topics.join(' '),
+      ...(route.ruleSet === undefined ? {} : { [HEADERS.ruleSet]: String(route.ruleSet) }),
+      ...(route.matchedRules === undefined || route.matchedRules.length === 0
+        ? {}
+        : { [HEADERS.rules]: route.matchedRules.join(' ') }),
+      ...(route.holdUntil === undefined ? {} : { [HEADERS.holdUntil]: route.holdUntil }),
+      ...(route.quarantined === undefined ? {} : { [HEADERS.quarantine]: route.quarantined }),
     },
     payload: Buffer.from(JSON.stringify(d), 'utf8'),
   };
@@ -56,6 +89,20 @@ export function toRecord(d: Decision, route: RouteOutcome, receivedAt: number): 
 export function recordTopics(r: { headers: Readonly<Record<string, string>> }): string[] {
   const t = r.headers[HEADERS.topics];
   return t === undefined || t === '' ? [] : t.split(' ');
+}
+
+/** The routing facts of a record's headers. */
+export function recordRoute(r: { headers: Readonly<Record<string, string>> }): RecordedRoute {
+  const v = r.headers[HEADERS.ruleSet];
+  const rules = r.headers[HEADERS.rules];
+  const hold = r.headers[HEADERS.holdUntil];
+  const q = r.headers[HEADERS.quarantine];
+  return {
+    ...(v === undefined ? {} : { ruleSet: Number(v) }),
+    rules: rules === undefined || rules === '' ? [] : rules.split(' '),
+    ...(hold === undefined ? {} : { holdUntil: hold }),
+    ...(q === undefined ? {} : { quarantined: q }),
+  };
 }
 
 /** The decision of a record. */

@@ -14,6 +14,7 @@ import { registerOpsRoutes } from './routes/ops.ts';
 import { registerSubscriptionRoutes } from './routes/subscriptions.ts';
 import { registerSubscriptionStatsRoutes } from './routes/subscription-stats.ts';
 import { registerLedgerRoutes } from './routes/ledger.ts';
+import { registerRuleRoutes } from './routes/routes.ts';
 import { registerWebSocket } from '../ws/index.ts';
 import { registerSse } from '../sse/index.ts';
 import { registerWebhookRoutes } from '../webhook/routes.ts';
@@ -109,6 +110,7 @@ export async function buildRestServer(ctx: AppContext): Promise<FastifyInstance>
   registerSubscriptionRoutes(app, ctx);
   registerSubscriptionStatsRoutes(app, ctx);
   registerLedgerRoutes(app, ctx);
+  registerRuleRoutes(app, ctx);
   registerWebSocket(app, ctx);
   registerSse(app, ctx);
   registerWebhookRoutes(app, ctx);
