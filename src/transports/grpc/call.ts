@@ -139,23 +139,22 @@ export function unary<Req, Res>(
 ): (call: ServerUnaryCall<Req, Res>, cb: sendUnaryData<Res>) => void {
   return (call, cb) => {
     let caller: AuthContext | undefined;
-    admit(ctx, call.metadata, method)
-      .then((p) => {
-        caller = p;
-        if (isMalformed(call.request)) throw malformedError(call.request, `${method} request`);
-        if (expired(call)) return DEADLINE;
-        return fn(call.request, p);
-      })
-      .then(
-        (res) =>
-          res === DEADLINE
-            ? cb({ code: GrpcCode.DEADLINE_EXCEEDED, details: 'deadline exceeded' })
-            : cb(null, res),
-        (e: unknown) => {
-          if (caller !== undefined) auditForbidden(ctx, caller, method, e);
-          if (!(e instanceof CdsError)) ctx.logger.error({ err: e, method }, 'gRPC call failed');
-          cb(toServiceError(e));
-        },
-      );
+    const run = async (): Promise<{ res: Res } | typeof DEADLINE> => {
+      caller = await admit(ctx, call.metadata, method);
+      if (isMalformed(call.request)) throw malformedError(call.request, `${method} request`);
+      if (expired(call)) return DEADLINE;
+      return { res: await fn(call.request, caller) };
+    };
+    run().then(
+      (r) =>
+        r === DEADLINE
+          ? cb({ code: GrpcCode.DEADLINE_EXCEEDED, details: 'deadline exceeded' })
+          : cb(null, r.res),
+      (e: unknown) => {
+        if (caller !== undefined) auditForbidden(ctx, caller, method, e);
+        if (!(e instanceof CdsError)) ctx.logger.error({ err: e, method }, 'gRPC call failed');
+        cb(toServiceError(e));
+      },
+    );
   };
 }
