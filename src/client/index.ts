@@ -15,8 +15,9 @@ export interface Delivery {
   readonly deliveryCount: number;
   readonly expedited?: true;
   /**
-   * The previous delivery of this key went to another consumer (a consumer-group rebalance, a
-   * reconnect, a restart): the consumer starts a new chain for the key at this delivery.
+   * On a first delivery only: the previous element of the key's chain went to another consumer (a
+   * consumer-group rebalance, a reconnect, a restart) or there is none; the consumer starts a new
+   * chain for the key at this delivery (ADR 0009).
    */
   readonly handover?: true;
   readonly expired?: true;

@@ -70,7 +70,7 @@ export interface DeliveryHeader {
   readonly epochJson: string;
   readonly deliveryCount: number;
   readonly expedited: boolean;
-  /** The previous delivery of this key went to another consumer (the client restarts its chain). */
+  /** A first delivery whose chain predecessor went to another consumer, or none (ADR 0009). */
   readonly handover: boolean;
   readonly expired: boolean;
 }

@@ -55,7 +55,7 @@ interface Part {
   reading: boolean;
   readonly pending: Map<number, Entry>;
   readonly lastDelivered: Map<string, number>;
-  /** Per key, the consumer the last delivery of the key went to (for the `handover` flag). */
+  /** Per key, the consumer the last element of its prevPosition chain went to (the `handover` flag). */
   readonly lastTo: Map<string, Consumer>;
 }
 
@@ -702,7 +702,8 @@ export class SubscriptionRuntime {
 
   #send(e: Entry, c: Consumer, now: number): string {
     const part = this.#parts[e.rec.partition] as Part;
-    if (e.prev === undefined) {
+    const chained = e.prev === undefined;
+    if (chained) {
       const prev = part.lastDelivered.get(e.rec.key);
       e.prev = prev ?? null;
       part.lastDelivered.delete(e.rec.key);
@@ -712,14 +713,18 @@ export class SubscriptionRuntime {
         if (oldest.done !== true) part.lastDelivered.delete(oldest.value);
       }
     }
-    // handover: the previous delivery of this key went to another consumer (or to none in this run),
-    // or its chain starts here: the consumer starts a new chain for the key (ADR 0009).
-    const handover = part.lastTo.get(e.rec.key) !== c || e.prev === null;
-    part.lastTo.delete(e.rec.key);
-    part.lastTo.set(e.rec.key, c);
-    if (part.lastTo.size > MAX_ANCHORS) {
-      const oldest = part.lastTo.keys().next();
-      if (oldest.done !== true) part.lastTo.delete(oldest.value);
+    // handover (ADR 0009): this delivery places the entry in its key's chain, and the previous element
+    // of the chain went to another consumer (or to none in this run), or the chain starts here. The
+    // consumer then starts a new chain for the key; redeliveries never carry it.
+    let handover = false;
+    if (chained) {
+      handover = part.lastTo.get(e.rec.key) !== c || e.prev === null;
+      part.lastTo.delete(e.rec.key);
+      part.lastTo.set(e.rec.key, c);
+      if (part.lastTo.size > MAX_ANCHORS) {
+        const oldest = part.lastTo.keys().next();
+        if (oldest.done !== true) part.lastTo.delete(oldest.value);
+      }
     }
     e.deliveryCount++;
     if (e.deliveryCount > 1) this.counters.redelivered++;
@@ -728,7 +733,8 @@ export class SubscriptionRuntime {
     const text = encodeDelivery(
       {
         rec: e.rec,
-        prevPosition: e.prev === null ? null : formatPosition(e.rec.partition, e.prev),
+        prevPosition:
+          e.prev === null || e.prev === undefined ? null : formatPosition(e.rec.partition, e.prev),
         epochJson: this.#epochJson,
         deliveryCount: e.deliveryCount,
         expedited: e.expedited,

@@ -180,7 +180,8 @@ describe('WebSocket client and transport', () => {
         [more[0], 1],
       ],
     );
-    assert.equal(again[0]?.handover, true, 'a new connection starts new chains');
+    assert.equal(again[0]?.handover, undefined, 'a redelivery never opens a chain');
     assert.equal(again[2]?.prevPosition, pos[4]);
+    assert.equal(again[2]?.handover, true, 'the new connection is another consumer: a handover');
   });
 });
