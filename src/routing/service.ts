@@ -119,6 +119,8 @@ const BODY_KEYS = new Set(['rules', 'defaultRoute', 'comment', 'activate', 'ifAc
 const TEST_KEYS = new Set(['ruleSet', 'version', 'decisions', 'from', 'to', 'limit']);
 const RFC3339 = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-]\d{2}:\d{2})$/i;
 
+type Mutable<T> = { -readonly [K in keyof T]: T[K] };
+
 const isObject = (v: unknown): v is Record<string, unknown> =>
   typeof v === 'object' && v !== null && !Array.isArray(v);
 
@@ -623,9 +625,11 @@ function load(version: number, input: RuleSetInput, opts: RuleSetServiceOptions,
   const setsKey = new Set(input.rules.filter((r) => r.actions?.setKey !== undefined).map((r) => r.id));
   let route: VersionedRoute;
   if (opts.keyField === 'portfolioId') {
+    // The outcome is a fresh object of this call: stamping the version on it costs no copy.
     route = (d) => {
-      const o = compiled.route(d);
-      return { ...o, ruleSet: version };
+      const o = compiled.route(d) as Mutable<VersionedOutcome>;
+      o.ruleSet = version;
+      return o;
     };
   } else {
     // The rule engine's default key is the portfolioId; the configured key field replaces it unless
@@ -633,11 +637,12 @@ function load(version: number, input: RuleSetInput, opts: RuleSetServiceOptions,
     const keyPath = opts.keyField.split('.');
     const keyOf = fieldGetter(keyPath);
     route = (d) => {
-      const o = compiled.route(d);
+      const o = compiled.route(d) as Mutable<VersionedOutcome>;
+      o.ruleSet = version;
       const byRule = o.matchedRules.some(
         (id) => setsKey.has(id) && !(o.errors ?? []).some((e) => e.ruleId === id && e.kind === 'key'),
       );
-      if (byRule) return { ...o, ruleSet: version };
+      if (byRule) return o;
       const k = keyOf(d);
       if (typeof k !== 'string' || k.length === 0)
         throw validationError(`the ordering key field ${opts.keyField} is empty`, [
@@ -647,7 +652,8 @@ function load(version: number, input: RuleSetInput, opts: RuleSetServiceOptions,
             message: 'is the ordering key and must be a non-empty string',
           },
         ]);
-      return { ...o, key: k, ruleSet: version };
+      o.key = k;
+      return o;
     };
   }
   return { version, input, compiled, route, rules };

@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { makeDecision } from '../helpers/decisions.ts';
-import { startTestApp, type TestApp } from '../helpers/app.ts';
+import { ADMIN_KEY, startTestApp, type TestApp } from '../helpers/app.ts';
 
 let seq = 0;
 const uniq = (p: string) => `${p}-${process.pid}-${++seq}-${Math.random().toString(36).slice(2, 6)}`;
@@ -212,11 +212,31 @@ describe('routing rules over REST', () => {
     await t.request('POST', `/v1/routes/versions/${e.ruleSet.version}:activate`);
     assert.ok(newer.version > e.ruleSet.version);
 
-    const cli = await import('../../src/cli/explain.ts');
-    const text = cli.formatExplain(e);
-    assert.match(text, /rule set v\d+/);
-    assert.match(text, /urgent/);
-    assert.match(text, new RegExp(took));
+    // cds explain against the listening server: text by default, the JSON answer with --json
+    const address = await t.app.http.listen({ host: '127.0.0.1', port: 0 });
+    const { runCli } = await import('../../src/cli/index.ts');
+    const run = async (...argv: string[]) => {
+      const out: string[] = [];
+      const err: string[] = [];
+      const code = await runCli({
+        argv,
+        env: { CDS_URL: address, CDS_API_KEY: ADMIN_KEY },
+        stdout: (l) => out.push(l),
+        stderr: (l) => err.push(l),
+      });
+      return { code, out: out.join('\n'), err: err.join('\n') };
+    };
+    const text = await run('explain', p.decisionId);
+    assert.equal(text.code, 0, text.err);
+    assert.match(text.out, new RegExp(`rule set v${e.ruleSet.version}`));
+    assert.match(text.out, /matched #0 urgent/);
+    assert.match(text.out, new RegExp(`took: ${took}`));
+    assert.match(text.out, new RegExp(`filtered: ${filtered}`));
+    const json = await run('explain', p.decisionId, '--json');
+    assert.equal(JSON.parse(json.out).decisionId, p.decisionId);
+    const missing = await run('explain', 'no-such-decision');
+    assert.equal(missing.code, 1);
+    assert.match(missing.err, /404/);
   });
 
   it('dry-run with sample decisions: candidate beside active, with differences', async () => {
@@ -349,5 +369,31 @@ describe('routing rules over REST', () => {
     const noScope = await t.request('POST', '/v1/keys', { body: { name: uniq('k'), scopes: ['publish:>'] } });
     const forbidden = await t.request('POST', '/v1/routes', { body: { rules: [] }, key: noScope.body.key });
     assert.equal(forbidden.status, 403);
+  });
+});
+
+describe('routing rules with a configured key field', () => {
+  it('ingest.keyField is the default key; a matched setKey rule overrides it', async () => {
+    const t = await startTestApp({ ingest: { keyField: 'accountId' } });
+    try {
+      const r = await t.request('POST', '/v1/routes', {
+        body: {
+          rules: [
+            { id: 'k', condition: 'decision.portfolioId == "pf-k"', actions: { setKey: '{strategyId}' } },
+          ],
+        },
+      });
+      assert.equal(r.status, 201, JSON.stringify(r.body));
+      const p = await t.request('POST', '/v1/decisions', {
+        body: [makeDecision(1, { accountId: 'acc-1' }), makeDecision(2, { portfolioId: 'pf-k' } as never)],
+      });
+      assert.equal(p.status, 200, JSON.stringify(p.body));
+      assert.equal((await t.request('GET', '/v1/decisions/dec-000001')).body.key, 'acc-1');
+      assert.equal((await t.request('GET', '/v1/decisions/dec-000002')).body.key, 'mean-reversion-3');
+      const doc = await t.request('GET', '/openapi.json', { key: null });
+      assert.ok(doc.body.paths['/v1/routes:test'] && doc.body.paths['/v1/decisions/{decisionId}/route']);
+    } finally {
+      await t.close();
+    }
   });
 });

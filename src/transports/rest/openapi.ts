@@ -28,7 +28,43 @@ const PublishResult = Type.Object({
   epoch: Type.String(),
   topics: Type.Array(Type.String()),
   duplicate: Type.Boolean(),
+  dropped: Type.Optional(
+    Type.Literal(true, { description: 'A rule dropped it: stored with no topics, delivered to nobody.' }),
+  ),
+  quarantined: Type.Optional(
+    Type.Literal(true, { description: 'A rule quarantined it: its one topic is the quarantine topic.' }),
+  ),
 });
+const RuleSet = Type.Object(
+  {
+    rules: Type.Array(
+      Type.Object(
+        {
+          id: Type.String(),
+          condition: Type.String({ description: 'CEL over `decision`.' }),
+          topics: Type.Optional(Type.Array(Type.String(), { minItems: 1, description: 'Topic templates.' })),
+          actions: Type.Optional(
+            Type.Object(
+              {
+                setPriority: Type.Optional(Type.Integer({ minimum: 0, maximum: 9 })),
+                setKey: Type.Optional(Type.String()),
+                drop: Type.Optional(Type.Boolean()),
+                quarantine: Type.Optional(Type.String()),
+                holdUntil: Type.Optional(Type.String({ format: 'date-time' })),
+                delayMs: Type.Optional(Type.Integer({ minimum: 0 })),
+              },
+              { additionalProperties: false },
+            ),
+          ),
+          stop: Type.Optional(Type.Boolean()),
+        },
+        { additionalProperties: false },
+      ),
+    ),
+    defaultRoute: Type.Optional(Type.String()),
+  },
+  { additionalProperties: false },
+);
 const StoredDecision = Type.Object({
   decisionId: Type.String(),
   revision: Type.Integer(),
@@ -72,6 +108,7 @@ export function openApiDocument(): Record<string, unknown> {
         Error: plain(ErrorBody),
         PublishResult: plain(PublishResult),
         StoredDecision: plain(StoredDecision),
+        RuleSet: plain(RuleSet),
       },
     },
     security: [{ bearer: [] }, { apiKey: [] }],
@@ -259,6 +296,95 @@ export function openApiDocument(): Record<string, unknown> {
           summary: 'Revoke a key (admin:>).',
           parameters: [{ name: 'id', in: 'path', required: true, schema: { type: 'string' } }],
           responses: { '200': { description: 'Revoked.' }, ...errors(401, 403, 404) },
+        },
+      },
+      '/v1/routes': {
+        get: {
+          summary: 'The active routing rule set (admin:>).',
+          responses: { '200': { description: 'The active version.' }, ...errors(401, 403) },
+        },
+        post: {
+          summary:
+            'A new rule-set version, validated whole first; activated unless activate is false (admin:>).',
+          requestBody: {
+            required: true,
+            content: json({
+              allOf: [
+                ref('RuleSet'),
+                {
+                  type: 'object',
+                  properties: {
+                    comment: { type: 'string' },
+                    activate: { type: 'boolean', default: true },
+                    ifActive: {
+                      type: 'integer',
+                      description: 'refused with 409 unless this version is active',
+                    },
+                  },
+                },
+              ],
+            }),
+          },
+          responses: { '201': { description: 'Stored (and activated).' }, ...errors(400, 401, 403, 409) },
+        },
+      },
+      '/v1/routes/versions': {
+        get: {
+          summary: 'Stored versions, newest first (admin:>).',
+          parameters: [
+            q('limit', '1-1000 (default 100)', { type: 'integer' }),
+            q('before', 'versions below this one', { type: 'integer' }),
+          ],
+          responses: { '200': { description: 'Versions.' }, ...errors(400, 401, 403) },
+        },
+      },
+      '/v1/routes/versions/{version}': {
+        get: {
+          summary: 'One version (0 is the built-in set) (admin:>).',
+          parameters: [{ name: 'version', in: 'path', required: true, schema: { type: 'integer' } }],
+          responses: { '200': { description: 'The version.' }, ...errors(400, 401, 403, 404) },
+        },
+      },
+      '/v1/routes/versions/{version}:activate': {
+        post: {
+          summary: 'Activate a stored version (rollback); body { ifActive? } (admin:>).',
+          parameters: [{ name: 'version', in: 'path', required: true, schema: { type: 'integer' } }],
+          responses: { '200': { description: 'The active version.' }, ...errors(400, 401, 403, 404, 409) },
+        },
+      },
+      '/v1/routes:test': {
+        post: {
+          summary:
+            'Dry-run: a candidate (ruleSet or version) beside the active set over sample decisions or a recorded time range (admin:>).',
+          requestBody: {
+            required: true,
+            content: json({
+              type: 'object',
+              properties: {
+                ruleSet: ref('RuleSet'),
+                version: { type: 'integer' },
+                decisions: { type: 'array', items: ref('Decision'), maxItems: 1000 },
+                from: { type: 'string', format: 'date-time' },
+                to: { type: 'string', format: 'date-time' },
+                limit: { type: 'integer', minimum: 1, maximum: 1000 },
+              },
+            }),
+          },
+          responses: {
+            '200': { description: 'Per decision both outcomes and the differences.' },
+            ...errors(400, 401, 403, 404),
+          },
+        },
+      },
+      '/v1/decisions/{decisionId}/route': {
+        get: {
+          summary:
+            'Explain: recorded rule-set version and matched rules, topics, actions, subscriptions that took or filtered it.',
+          parameters: [
+            { name: 'decisionId', in: 'path', required: true, schema: { type: 'string' } },
+            q('revision', 'a stored revision', { type: 'integer', minimum: 1 }),
+          ],
+          responses: { '200': { description: 'The explanation.' }, ...errors(400, 401, 403, 404) },
         },
       },
       '/v1/audit': {
