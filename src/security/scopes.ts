@@ -48,12 +48,31 @@ export function parseScopes(scopes: readonly string[]): Grant[] {
   return grants;
 }
 
+/**
+ * Answers already computed per grant list (a principal's grants are one array for as long as its
+ * context is cached), so the publish path checks a topic once, not once per decision. Bounded.
+ */
+const memo = new WeakMap<readonly Grant[], Map<string, boolean>>();
+const MEMO_LIMIT = 10_000;
+
 /** Whether grants allow `action` on `topic` (admin implies the others). */
 export function allows(grants: readonly Grant[], action: Action, topic: string): boolean {
-  for (const g of grants) {
-    if ((g.action === action || g.action === 'admin') && topicMatches(g.pattern, topic)) return true;
+  let m = memo.get(grants);
+  if (m === undefined) memo.set(grants, (m = new Map()));
+  const k = `${action}\u0000${topic}`;
+  let v = m.get(k);
+  if (v === undefined) {
+    v = false;
+    for (const g of grants) {
+      if ((g.action === action || g.action === 'admin') && topicMatches(g.pattern, topic)) {
+        v = true;
+        break;
+      }
+    }
+    if (m.size >= MEMO_LIMIT) m.clear();
+    m.set(k, v);
   }
-  return false;
+  return v;
 }
 
 /** Whether grants include global administration (`admin:>`). */
