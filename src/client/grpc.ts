@@ -1,11 +1,16 @@
 /**
  * A TypeScript gRPC client of cds (ADR 0012): typed clients of DecisionService and
  * SubscriptionService, credentials as metadata, and the rich error details of a failed call
- * (google.rpc.Status from the `grpc-status-details-bin` trailer) decoded.
+ * (google.rpc.Status from the `grpc-status-details-bin` trailer) decoded, and a Session consumer that
+ * reconnects and resumes by itself.
  */
-import { credentials, Metadata, type ServiceError } from '@grpc/grpc-js';
+import { credentials, Metadata, type ClientDuplexStream, type ServiceError } from '@grpc/grpc-js';
 import { DecisionServiceClient } from '../transports/grpc/gen/cds/v1/decisions.ts';
-import { SubscriptionServiceClient } from '../transports/grpc/gen/cds/v1/subscriptions.ts';
+import {
+  SubscriptionServiceClient,
+  type SessionRequest,
+  type SessionResponse,
+} from '../transports/grpc/gen/cds/v1/subscriptions.ts';
 import { BadRequest, ErrorInfo, RetryInfo } from '../transports/grpc/gen/google/rpc/error_details.ts';
 import { Status } from '../transports/grpc/gen/google/rpc/status.ts';
 
@@ -80,4 +85,223 @@ export function errorDetails(err: Partial<ServiceError>): ErrorDetails {
     }
   }
   return out;
+}
+
+/** Options of a {@link GrpcSubscriber}. */
+export interface GrpcSubscriberOptions {
+  /** `host:port` of a cds gRPC listener. */
+  readonly address: string;
+  /** API key or JWT. */
+  readonly token: string;
+  readonly subscription: string;
+  /** Credits granted at each (re)subscribe; default 256. */
+  readonly credits?: number;
+  /** Reconnect backoff: first delay and cap, in ms (defaults 100 and 5,000). */
+  readonly backoff?: { readonly initialMs: number; readonly maxMs: number };
+  /** Client heartbeat interval; a stream silent for three intervals is dropped and reconnected (default 10,000 ms). */
+  readonly heartbeatMs?: number;
+  /**
+   * Where the first subscribe resumes (a JSON seek target, for example `{"positions": [...]}`);
+   * reconnects always resume from the subscription's durable cursor.
+   */
+  readonly resume?: unknown;
+}
+
+/** A delivery as DESIGN 5 shapes it. */
+export interface GrpcDelivery {
+  readonly position: string;
+  readonly prevPosition: string | null;
+  readonly epoch: string;
+  readonly key: string;
+  readonly topics: readonly string[];
+  readonly deliveryCount: number;
+  readonly decision: Record<string, unknown>;
+  readonly expedited?: boolean;
+  readonly expired?: boolean;
+}
+
+/** What a subscriber yields. */
+export type GrpcSubscriberEvent =
+  | {
+      readonly type: 'subscribed';
+      readonly consumer: string;
+      readonly epoch: string;
+      readonly attempt: number;
+    }
+  | { readonly type: 'deliveries'; readonly deliveries: GrpcDelivery[] }
+  | {
+      readonly type: 'reconnecting';
+      readonly attempt: number;
+      readonly delayMs: number;
+      readonly error: ErrorDetails;
+    }
+  | { readonly type: 'error'; readonly error: ErrorDetails }
+  | { readonly type: 'closed'; readonly error?: ErrorDetails };
+
+/** gRPC codes after which a reconnect may succeed. */
+const RETRY_CODES = new Set([1, 4, 8, 10, 13, 14]); // CANCELLED, DEADLINE_EXCEEDED, RESOURCE_EXHAUSTED, ABORTED, INTERNAL, UNAVAILABLE
+
+/**
+ * A Session consumer that reconnects by itself: on a retriable end (shutdown of the instance, a
+ * dropped connection, a silent stream) it subscribes again after a backoff, and the subscription's
+ * durable cursor brings back what was not acknowledged (at-least-once). Events are read with
+ * `for await`. Acks, nacks and credits go to the current stream; acks of deliveries received
+ * before a reconnect may answer UNKNOWN_DELIVERY (they come again).
+ */
+export class GrpcSubscriber implements AsyncIterable<GrpcSubscriberEvent> {
+  readonly #opts: GrpcSubscriberOptions;
+  readonly #client: SubscriptionServiceClient;
+  readonly #events: GrpcSubscriberEvent[] = [];
+  #wake: (() => void) | undefined;
+  #stream: ClientDuplexStream<SessionRequest, SessionResponse> | undefined;
+  #closed = false;
+  #attempt = 0;
+  #nextId = 2;
+  #lastSeen = Date.now();
+  readonly #timer: NodeJS.Timeout;
+
+  constructor(opts: GrpcSubscriberOptions) {
+    this.#opts = opts;
+    this.#client = new SubscriptionServiceClient(opts.address, credentials.createInsecure());
+    const hb = opts.heartbeatMs ?? 10_000;
+    this.#timer = setInterval(() => {
+      const s = this.#stream;
+      if (s === undefined) return;
+      if (Date.now() - this.#lastSeen > 3 * hb) return s.cancel(); // ends with CANCELLED: reconnect
+      s.write(request(0, { heartbeat: { atMs: Date.now(), stats: undefined } }));
+    }, hb);
+    this.#timer.unref();
+    this.#open(opts.resume);
+  }
+
+  #push(e: GrpcSubscriberEvent): void {
+    this.#events.push(e);
+    this.#wake?.();
+  }
+
+  #open(resume: unknown): void {
+    const s = this.#client.session(bearer(this.#opts.token));
+    this.#stream = s;
+    this.#lastSeen = Date.now();
+    const attempt = this.#attempt;
+    s.on('data', (m: SessionResponse) => {
+      this.#lastSeen = Date.now();
+      if (m.deliveries !== undefined) {
+        this.#push({
+          type: 'deliveries',
+          deliveries: m.deliveries.deliveries.map(
+            (d) => JSON.parse(Buffer.from(d).toString('utf8')) as GrpcDelivery,
+          ),
+        });
+      } else if (m.subscribed !== undefined) {
+        this.#attempt = 0;
+        this.#push({
+          type: 'subscribed',
+          consumer: m.subscribed.consumer,
+          epoch: m.subscribed.epoch,
+          attempt,
+        });
+      } else if (m.error !== undefined) {
+        const e = m.error;
+        this.#push({
+          type: 'error',
+          error: {
+            grpcCode: e.grpcCode,
+            message: e.message,
+            code: e.code,
+            retriable: e.retriable,
+            fieldViolations: e.fieldErrors.map((f) => ({
+              field: f.path,
+              description: f.message,
+              reason: f.code,
+            })),
+          },
+        });
+      }
+    });
+    s.on('error', (err: ServiceError) => {
+      if (this.#stream !== s) return;
+      this.#stream = undefined;
+      const details = errorDetails(err);
+      if (this.#closed) return;
+      if (!RETRY_CODES.has(err.code) && details.retriable !== true) {
+        this.#closed = true;
+        clearInterval(this.#timer);
+        this.#client.close();
+        return this.#push({ type: 'closed', error: details });
+      }
+      const b = this.#opts.backoff ?? { initialMs: 100, maxMs: 5000 };
+      const delayMs = Math.max(
+        details.retryDelayMs ?? 0,
+        Math.min(b.maxMs, b.initialMs * 2 ** Math.min(this.#attempt, 16)),
+      );
+      this.#attempt++;
+      this.#push({ type: 'reconnecting', attempt: this.#attempt, delayMs, error: details });
+      setTimeout(() => {
+        if (!this.#closed) this.#open(undefined);
+      }, delayMs).unref();
+    });
+    s.on('end', () => undefined);
+    s.write(
+      request(1, {
+        subscribe: {
+          subscription: this.#opts.subscription,
+          credits: this.#opts.credits ?? 256,
+          resume: resume === undefined ? Buffer.alloc(0) : Buffer.from(JSON.stringify(resume)),
+        },
+      }),
+    );
+  }
+
+  /** Acknowledges positions (individually), and cumulatively up to `upTo` when given. */
+  ack(positions: readonly string[], upTo = ''): void {
+    this.#stream?.write(request(this.#nextId++, { ack: { positions: [...positions], upTo } }));
+  }
+
+  /** Asks for positions to come again after `delayMs` (the subscription's backoff when 0). */
+  nack(positions: readonly string[], delayMs = 0): void {
+    this.#stream?.write(request(this.#nextId++, { nack: { positions: [...positions], delayMs } }));
+  }
+
+  /** Grants `n` more deliveries on the current stream. */
+  credit(n: number): void {
+    this.#stream?.write(request(this.#nextId++, { credits: { n } }));
+  }
+
+  /** Stops: ends the stream and the iteration. */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    clearInterval(this.#timer);
+    this.#stream?.cancel();
+    this.#stream = undefined;
+    this.#client.close();
+    this.#push({ type: 'closed' });
+  }
+
+  async *[Symbol.asyncIterator](): AsyncIterator<GrpcSubscriberEvent> {
+    for (;;) {
+      const e = this.#events.shift();
+      if (e !== undefined) {
+        yield e;
+        if (e.type === 'closed') return;
+        continue;
+      }
+      await new Promise<void>((r) => (this.#wake = r));
+      this.#wake = undefined;
+    }
+  }
+}
+
+function request(id: number, m: Partial<SessionRequest>): SessionRequest {
+  return {
+    id,
+    subscribe: undefined,
+    ack: undefined,
+    nack: undefined,
+    credits: undefined,
+    update: undefined,
+    heartbeat: undefined,
+    ...m,
+  };
 }
