@@ -397,3 +397,40 @@ describe('routing rules with a configured key field', () => {
     }
   });
 });
+
+describe('rule sets across a restart', () => {
+  it('the active version, the versions and explain survive a restart', async () => {
+    const t = await startTestApp();
+    const body = {
+      rules: [
+        { id: 'r', condition: 'decision.portfolioId == "pf-restart"', topics: ['restart.{portfolioId}'] },
+      ],
+    };
+    const v1 = (await t.request('POST', '/v1/routes', { body })).body.version as number;
+    await t.request('POST', '/v1/routes', { body: { rules: [] } });
+    await t.request('POST', `/v1/routes/versions/${v1}:activate`);
+    const p = await t.request('POST', '/v1/decisions', {
+      body: makeDecision(1, { portfolioId: 'pf-restart' } as never),
+    });
+    assert.deepEqual(p.body.topics, ['restart.pf-restart']);
+    await t.close({ keep: true });
+    const t2 = await startTestApp({}, t.dataDir);
+    try {
+      const cur = await t2.request('GET', '/v1/routes');
+      assert.equal(cur.body.version, v1);
+      assert.equal((await t2.request('GET', '/v1/routes/versions')).body.versions.length, 2);
+      const q = await t2.request('POST', '/v1/decisions', {
+        body: makeDecision(2, { portfolioId: 'pf-restart' } as never),
+      });
+      assert.deepEqual(q.body.topics, ['restart.pf-restart']);
+      const e = await t2.request('GET', '/v1/decisions/dec-000001/route');
+      assert.equal(e.body.ruleSet.version, v1);
+      assert.deepEqual(
+        e.body.matchedRules.map((r: { id: string }) => r.id),
+        ['r'],
+      );
+    } finally {
+      await t2.close();
+    }
+  });
+});
