@@ -104,6 +104,42 @@ describe('routing rules over REST', () => {
     assert.ok(until >= before + 60000 && until <= Date.now() + 60000, delayed.holdUntil);
   });
 
+  it('delivery: a dropped decision reaches nobody, a quarantined one only the review topic', async () => {
+    const live = uniq('live-all');
+    const review = uniq('review');
+    const sub = async (name: string, topics: string[], start: string) => {
+      const r = await t.request('POST', '/v1/subscriptions', { body: { name, topics, start } });
+      assert.equal(r.status, 201, JSON.stringify(r.body));
+    };
+    await sub(live, ['>'], 'latest');
+    await sub(review, ['review.>'], 'latest');
+    const dropped = await publish(decision('pf-drop'));
+    const quarantined = await publish(decision('pf-quar'));
+    const marker = await publish(decision('pf-plain'));
+    const late = uniq('late-all');
+    await sub(late, ['>'], 'earliest'); // reads the log on its own (catch-up), not the tail
+    const fetchIds = async (name: string, until: string) => {
+      const ids: string[] = [];
+      const end = Date.now() + 5000;
+      while (!ids.includes(until) && Date.now() < end) {
+        const f = await t.request('POST', `/v1/subscriptions/${name}/fetch`, {
+          body: { max: 1000, waitMs: 200 },
+        });
+        assert.equal(f.status, 200, JSON.stringify(f.body));
+        for (const d of f.body.deliveries) ids.push(d.decision.decisionId);
+      }
+      return ids;
+    };
+    for (const name of [live, late]) {
+      const ids = await fetchIds(name, marker.decisionId);
+      assert.ok(ids.includes(marker.decisionId), name);
+      assert.ok(ids.includes(quarantined.decisionId), `${name} on > sees the quarantine topic`);
+      assert.ok(!ids.includes(dropped.decisionId), `${name}: a dropped decision is delivered to nobody`);
+    }
+    const r = await fetchIds(review, quarantined.decisionId);
+    assert.deepEqual(r, [quarantined.decisionId]);
+  });
+
   it('ordered evaluation: rules go on by default; stop ends evaluation', async () => {
     const stopped = await publish(decision('pf-stop'));
     assert.deepEqual(stopped.topics, ['desk.eq-us', 'stopped.here'], 'after-stop is never evaluated');
