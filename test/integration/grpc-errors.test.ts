@@ -141,4 +141,47 @@ describe('gRPC bad input', { timeout: 30_000 }, () => {
     );
     stream.cancel();
   });
+  it('refuses out-of-scope calls with PERMISSION_DENIED and rate-limited ones with RetryInfo, audited', async () => {
+    const createKey = async (name: string, scopes: string[], rateLimits?: object) => {
+      const r = await t.request('POST', '/v1/keys', {
+        body: { name, scopes, ...(rateLimits ? { rateLimits } : {}) },
+      });
+      assert.equal(r.status, 201, JSON.stringify(r.body));
+      return (r.body as { key: string }).key;
+    };
+    const one = (i: number) => Buffer.from(JSON.stringify(makeDecision(i)));
+    const fx = await createKey(`grpc-fx-${process.pid}`, ['publish:decisions.fx.>']);
+    let e = await failure(publish([one(100)], bearer(fx)));
+    assert.equal(e.code, grpc.status.PERMISSION_DENIED);
+    assert.equal(errorDetails(e).code, 'FORBIDDEN');
+
+    const reader = await createKey(`grpc-reader-${process.pid}`, ['subscribe:decisions.fx.>']);
+    e = await failure(
+      new Promise((resolve, reject) =>
+        client.subscriptions.createSubscription(
+          { spec: Buffer.from(JSON.stringify({ name: `nope-${process.pid}`, topics: ['decisions.>'] })) },
+          bearer(reader),
+          (err, r) => (err ? reject(err) : resolve(r)),
+        ),
+      ),
+    );
+    assert.equal(e.code, grpc.status.PERMISSION_DENIED);
+
+    const slow = await createKey(`grpc-slow-${process.pid}`, ['publish:>'], { decisionsPerSecond: 0.5 });
+    await publish([one(101)], bearer(slow));
+    e = await failure(publish([one(102)], bearer(slow)));
+    assert.equal(e.code, grpc.status.RESOURCE_EXHAUSTED);
+    const d = errorDetails(e);
+    assert.equal(d.code, 'RATE_LIMITED');
+    assert.ok((d.retryDelayMs ?? 0) >= 1000, JSON.stringify(d));
+
+    const records = (await t.request('GET', '/v1/audit?limit=1000')).body.records as {
+      action: string;
+      details: { code?: string };
+    }[];
+    const denied = records.filter(
+      (r) => r.details.code === 'FORBIDDEN' || r.details.code === 'UNAUTHENTICATED',
+    );
+    assert.ok(denied.length >= 2, JSON.stringify(records.slice(-5)));
+  });
 });
