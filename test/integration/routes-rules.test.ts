@@ -140,6 +140,22 @@ describe('routing rules over REST', () => {
     assert.deepEqual(r, [quarantined.decisionId]);
   });
 
+  it('publish scope is checked against the default topic, not the topics rules add', async () => {
+    const key = async (scope: string) =>
+      (await t.request('POST', '/v1/keys', { body: { name: uniq('k'), scopes: [scope] } })).body
+        .key as string;
+    const onDefault = await key('publish:decisions.>');
+    const onRuleTopic = await key('publish:urgent.>');
+    const ok = await t.request('POST', '/v1/decisions', { body: decision('pf-urgent'), key: onDefault });
+    assert.equal(ok.status, 200, JSON.stringify(ok.body));
+    assert.deepEqual(ok.body.topics, ['urgent.pf-urgent', 'desk.eq-us']);
+    const no = await t.request('POST', '/v1/decisions', { body: decision('pf-urgent'), key: onRuleTopic });
+    assert.equal(no.status, 403, JSON.stringify(no.body));
+    assert.match(no.body.error.message, /decisions\.equity\.pf-urgent/);
+    const drop = await t.request('POST', '/v1/decisions', { body: decision('pf-drop'), key: onRuleTopic });
+    assert.equal(drop.status, 403, 'a dropped decision still needs the scope of its default topic');
+  });
+
   it('ordered evaluation: rules go on by default; stop ends evaluation', async () => {
     const stopped = await publish(decision('pf-stop'));
     assert.deepEqual(stopped.topics, ['desk.eq-us', 'stopped.here'], 'after-stop is never evaluated');
