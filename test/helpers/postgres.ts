@@ -55,6 +55,20 @@ interface Server {
   readonly owned: boolean;
   readonly passwordBase?: string;
   stop(): void;
+  /** pg_ctl stop -m fast, keeping the data directory (servers this process started). */
+  down?(): Promise<void>;
+  /** pg_ctl start again, on the same port and data directory. */
+  up?(): Promise<void>;
+}
+
+/** A database on a server of its own, which a test may stop and start again (an outage). */
+export interface PrivatePostgres extends TestPostgres {
+  /** Stops the server (`pg_ctl stop -m fast`: connections are closed); its data stay. */
+  down(): Promise<void>;
+  /** Starts it again on the same port and data directory; resolves when it accepts connections. */
+  up(): Promise<void>;
+  /** down(), then up() after `downMs`. */
+  restart(downMs?: number): Promise<void>;
 }
 
 let server: Promise<Server> | undefined;
@@ -96,6 +110,43 @@ export async function startPostgres(): Promise<TestPostgres | SkippedPostgres> {
         server = undefined;
         srv.stop();
       }
+    },
+  };
+}
+
+/**
+ * A fresh database on a server started for the caller alone (not the process's shared one), so that
+ * it can be stopped and started again; stop() stops that server. Skipped on an external server
+ * (`CDS_TEST_POSTGRES_URL`), which the harness cannot stop.
+ */
+export async function startPrivatePostgres(): Promise<PrivatePostgres | SkippedPostgres> {
+  const external = process.env.CDS_TEST_POSTGRES_URL;
+  if (external !== undefined && external !== '')
+    return { skipped: 'a private server is needed to stop and restart it, and CDS_TEST_POSTGRES_URL is set' };
+  const bins = findBinaries();
+  if (typeof bins === 'string') {
+    if (process.env.CI !== undefined && process.env.CI !== '')
+      throw new Error(`PostgreSQL is required in CI but ${bins}`);
+    return { skipped: bins };
+  }
+  const srv = await startServer(bins);
+  const db = `cds_private_${process.pid}_${randomBytes(4).toString('hex')}`;
+  await admin(srv.adminUrl, `CREATE DATABASE ${db}`);
+  const down = srv.down as () => Promise<void>;
+  const up = srv.up as () => Promise<void>;
+  return {
+    url: withDatabase(srv.adminUrl, db),
+    adminUrl: srv.adminUrl,
+    ...(srv.passwordBase === undefined ? {} : { passwordUrl: withDatabase(srv.passwordBase, db) }),
+    down,
+    up,
+    async restart(downMs = 0) {
+      await down();
+      await new Promise((r) => setTimeout(r, downMs));
+      await up();
+    },
+    async stop() {
+      srv.stop();
     },
   };
 }
@@ -151,6 +202,22 @@ function idOf(name: string, flag: '-u' | '-g'): number | undefined {
   } catch {
     return undefined;
   }
+}
+
+/** `run` without blocking the event loop (so that a test's load goes on while the server stops). */
+function runAsync(bins: Binaries, cmd: string, args: string[]): Promise<void> {
+  const [file, argv] =
+    bins.runAs === undefined ? [cmd, args] : ['runuser', ['-u', bins.runAs.name, '--', cmd, ...args]];
+  return new Promise((resolve, reject) => {
+    const child = spawn(file, argv, { stdio: ['ignore', 'pipe', 'pipe'], cwd: tmpdir() });
+    let out = '';
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (out += d.toString()));
+    child.on('error', reject);
+    child.on('close', (code) =>
+      code === 0 ? resolve() : reject(new Error(`${cmd} ${args.join(' ')} failed (${code}): ${out}`)),
+    );
+  });
 }
 
 /** Runs a server binary, as the unprivileged account when we are root; throws with its output on failure. */
@@ -228,9 +295,23 @@ async function startServer(bins: Binaries): Promise<Server> {
       adminUrl,
       `CREATE ROLE ${PASSWORD_ROLE.user} LOGIN SUPERUSER PASSWORD '${PASSWORD_ROLE.password}'`,
     );
+    const startArgs = [
+      'start',
+      '-D',
+      data,
+      '-w',
+      '-t',
+      String(START_TIMEOUT_S),
+      '-l',
+      join(dir, 'server.log'),
+      '-o',
+      opts,
+    ];
     return {
       adminUrl,
       owned: true,
+      down: () => runAsync(bins, bins.pgCtl, ['stop', '-D', data, '-m', 'fast', '-w']),
+      up: () => runAsync(bins, bins.pgCtl, startArgs),
       passwordBase: `postgres://${PASSWORD_ROLE.user}:${PASSWORD_ROLE.password}@127.0.0.1:${port}/postgres`,
       stop: () => {
         process.removeListener('exit', stop);
