@@ -38,7 +38,6 @@ if ('skipped' in db) {
       const gen = createDecisionGenerator({ seed: testSeed('pg-outage'), idPrefix: 'out' });
       const acked: string[] = [];
       const failures: { status: number; code: unknown; retryAfter: unknown }[] = [];
-      let healthDuringOutage: number | undefined;
       let stop = false;
       const load = (async () => {
         while (!stop) {
@@ -58,7 +57,7 @@ if ('skipped' in db) {
       await server.down();
       const ackedAtDown = acked.length;
       // During the outage: health (no PostgreSQL) answers; a subscription create (PostgreSQL) is 503.
-      healthDuringOutage = (await app.request('GET', '/healthz')).status;
+      const healthDuringOutage = (await app.request('GET', '/healthz')).status;
       const create = await app.request('POST', '/v1/subscriptions', {
         body: { name: 'during-outage', topics: ['decisions.>'] },
       });
