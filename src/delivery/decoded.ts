@@ -23,6 +23,8 @@ export interface DecodedRecord {
   readonly type: string;
   /** Milliseconds since the epoch, or undefined when the decision does not expire. */
   readonly expiresAt: number | undefined;
+  /** Milliseconds since the epoch before which it is not delivered (a routing rule's hold or delay, ADR 0013). */
+  readonly holdUntil: number | undefined;
   /** The payload exactly as stored (the decision's JSON). */
   readonly payloadText: string;
   /** The parsed decision (shared, never mutated). */
@@ -45,6 +47,8 @@ export function decodeRecord(r: LogRecord): DecodedRecord | undefined {
   const exp = decision['expiresAt'];
   const expMs = typeof exp === 'string' ? Date.parse(exp) : Number.NaN;
   const priority = Number(r.headers[HEADERS.priority] ?? decision['priority'] ?? 0);
+  const hold = r.headers[HEADERS.holdUntil];
+  const holdMs = hold === undefined ? Number.NaN : Date.parse(hold);
   return {
     partition: r.partition,
     offset: r.offset,
@@ -58,6 +62,7 @@ export function decodeRecord(r: LogRecord): DecodedRecord | undefined {
     revision: Number(decision['revision'] ?? r.headers[HEADERS.revision] ?? 0),
     type: String(decision['type'] ?? ''),
     expiresAt: Number.isNaN(expMs) ? undefined : expMs,
+    holdUntil: Number.isNaN(holdMs) ? undefined : holdMs,
     payloadText,
     decision,
   };

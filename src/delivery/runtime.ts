@@ -344,7 +344,8 @@ export class SubscriptionRuntime {
       deliveryCount,
       consumer: undefined,
       lease: 0,
-      notBefore: 0,
+      // A routing rule's hold: the entry (and so its key, whose order it keeps) waits until then.
+      notBefore: replay ? 0 : (d.holdUntil ?? 0),
       prev: undefined,
       payload: undefined,
       payloadVersion: -1,
