@@ -59,7 +59,9 @@ interface PendingRevision {
   readonly key: string;
   readonly quarantined: boolean;
   at?: Appended;
-  readonly done: Promise<Appended>;
+  /** The append of its batch (shared by the batch), and its index in that append. */
+  readonly batch: { done: Promise<Appended[]> };
+  readonly index: number;
 }
 
 /** A revision known to exist, from whichever place knows it. */
@@ -216,24 +218,30 @@ export class Publisher {
     }
     const receivedAt = Date.now();
     const results: (PublishResult | Promise<PublishResult>)[] = [];
-    const fresh: {
-      d: Decision;
-      route: RouteOutcome;
-      p: PendingRevision;
-      resolve: (a: Appended) => void;
-      reject: (e: unknown) => void;
-      slot: number;
-    }[] = [];
+    const fresh: { d: Decision; route: RouteOutcome; p: PendingRevision; slot: number }[] = [];
+    // One promise for the whole batch's append: concurrent duplicates of its revisions wait on it.
+    let settle!: { resolve: (a: Appended[]) => void; reject: (e: unknown) => void };
+    const batchAppend = {
+      done: new Promise<Appended[]>((resolve, reject) => (settle = { resolve, reject })),
+    };
+    batchAppend.done.catch(() => undefined); // waiters handle it; none may exist
     const conflicts: FieldError[] = [];
     let conflictCode: 'REVISION_CONFLICT' | 'IDENTITY_CHANGED' = 'REVISION_CONFLICT';
     const local = new Map<string, PendingRevision[]>();
     items.forEach(({ d, route }, i) => {
       const prefix = batch ? `/${i}` : '';
-      const revs = [
-        ...(known.get(d.decisionId) ?? []),
-        ...(this.pending.get(d.decisionId) ?? []).map((p): Known => ({ kind: 'pending', p })),
-        ...(local.get(d.decisionId) ?? []).map((p): Known => ({ kind: 'pending', p })),
-      ];
+      const stored = known.get(d.decisionId);
+      const pend = this.pending.get(d.decisionId);
+      const mine = local.get(d.decisionId);
+      // The common case, a decision never seen: nothing to compare.
+      const revs: Known[] =
+        stored === undefined && pend === undefined && mine === undefined
+          ? []
+          : [
+              ...(stored ?? []),
+              ...(pend ?? []).map((p): Known => ({ kind: 'pending', p })),
+              ...(mine ?? []).map((p): Known => ({ kind: 'pending', p })),
+            ];
       let max: Known | undefined;
       for (const k of revs) if (max === undefined || revOf(k) > revOf(max)) max = k;
       if (max !== undefined && d.revision <= revOf(max)) {
@@ -268,13 +276,6 @@ export class Publisher {
           return;
         }
       }
-      let resolve!: (a: Appended) => void;
-      let reject!: (e: unknown) => void;
-      const done = new Promise<Appended>((res, rej) => {
-        resolve = res;
-        reject = rej;
-      });
-      done.catch(() => undefined); // waiters handle it; avoid an unhandled rejection when there are none
       const p: PendingRevision = {
         revision: d.revision,
         decision: d,
@@ -283,12 +284,13 @@ export class Publisher {
         receivedAt,
         key: route.key,
         quarantined: route.quarantined !== undefined,
-        done,
+        batch: batchAppend,
+        index: fresh.length,
       };
       let l = local.get(d.decisionId);
       if (l === undefined) local.set(d.decisionId, (l = []));
       l.push(p);
-      fresh.push({ d, route, p, resolve, reject, slot: results.length });
+      fresh.push({ d, route, p, slot: results.length });
       results.push(undefined as unknown as PublishResult); // filled after the append
     });
     if (conflicts.length > 0) {
@@ -312,10 +314,8 @@ export class Publisher {
       try {
         appended = await this.log.append(fresh.map((f) => toRecord(f.d, f.route, receivedAt)));
       } catch (e) {
-        for (const f of fresh) {
-          this.forgetPending(f.d.decisionId, f.p);
-          f.reject(e);
-        }
+        for (const f of fresh) this.forgetPending(f.d.decisionId, f.p);
+        settle.reject(e);
         throw e instanceof CdsError
           ? e
           : new CdsError('STORAGE_UNAVAILABLE', 'the log could not store the batch; nothing was stored', {
@@ -323,11 +323,11 @@ export class Publisher {
               retryAfterSeconds: 1,
             });
       }
+      settle.resolve(appended);
       const byPartition = new Map<number, { first: number; entries: DecisionIndexEntry[] }>();
       fresh.forEach((f, i) => {
         const at = appended[i] as Appended;
         f.p.at = at;
-        f.resolve(at);
         results[f.slot] = {
           decisionId: f.d.decisionId,
           revision: f.d.revision,
@@ -478,7 +478,7 @@ function bodyOf(k: Known): Decision {
 
 async function resultOf(k: Known, epoch: string): Promise<PublishResult> {
   if (k.kind === 'pending') {
-    const at = k.p.at ?? (await k.p.done);
+    const at = k.p.at ?? ((await k.p.batch.done)[k.p.index] as Appended);
     return {
       decisionId: k.p.decision.decisionId,
       revision: k.p.revision,

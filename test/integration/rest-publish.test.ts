@@ -45,6 +45,21 @@ describe('REST publish', () => {
     await unchanged(n);
   });
 
+  it('stores a decision published twice at once only once; the second answer waits for the first append', async () => {
+    const n = next();
+    const d = makeDecision(150);
+    const [a, b] = await Promise.all([
+      t.request('POST', '/v1/decisions', { body: [makeDecision(151), d] }),
+      t.request('POST', '/v1/decisions', { body: d }),
+    ]);
+    assert.equal(a.status, 200);
+    assert.equal(b.status, 200);
+    const first = a.body.results[1];
+    assert.equal(first.position, b.body.position);
+    assert.deepEqual([first.duplicate, b.body.duplicate].sort(), [false, true]);
+    assert.equal(next(), n + 2, 'two decisions stored, not three');
+  });
+
   it('refuses a different body at a stored revision with 409 and stores nothing', async () => {
     await t.request('POST', '/v1/decisions', { body: makeDecision(101) });
     const n = next();
