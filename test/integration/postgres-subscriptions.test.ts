@@ -56,6 +56,19 @@ if ('skipped' in started) {
         await a.saveCursors(new Map(names.map((n, i) => [n, snap(i + 1)])));
         assert.deepEqual(await b.loadCursors('many-124'), snap(125));
         assert.deepEqual(await b.loadCursors('many-123'), []);
+        // A commit of some partitions keeps the stored others (merged in SQL).
+        await a.saveCursors(new Map([['many-000', [{ partition: 2, next: 7, pending: [], anchors: [] }]]]));
+        const merged = await b.loadCursors('many-000');
+        assert.deepEqual(
+          merged.map((c) => [c.partition, c.next]),
+          [
+            [0, 1001],
+            [1, 1001],
+            [2, 7],
+            [3, 1001],
+          ],
+        );
+        assert.deepEqual(merged[0], snap(1)[0]);
       } finally {
         await a.close();
         await b.close();

@@ -1,8 +1,8 @@
 /**
  * The cluster SubscriptionStore (port: src/state/subscriptions-port.ts; tables in
- * migrations/0002_subscriptions.sql). Subscriptions with versions checked under a row lock, cursor
- * snapshots one row per (subscription, partition), dead letters one row per position. Cursor commits
- * are batched: `saveCursors` writes every subscription's snapshots of one engine commit in one
+ * migrations/0002_subscriptions.sql, 0003_cursor_sets.sql). Subscriptions with versions checked
+ * under a row lock, a subscription's cursor snapshots as one row of JSON text, dead letters one row
+ * per position. Cursor commits are batched: `saveCursors` writes every subscription's snapshots of one engine commit in one
  * statement (one round trip, one transaction), whatever the number of subscriptions. Every write
  * resolves after COMMIT.
  */
@@ -26,13 +26,6 @@ interface SubscriptionRow {
   updated_at: string;
 }
 
-interface CursorRow {
-  partition: number;
-  next: number;
-  pending: [number, number][];
-  anchors: [string, number][];
-}
-
 const toRecord = (r: SubscriptionRow): SubscriptionRecord => ({
   name: r.name,
   version: r.version,
@@ -41,22 +34,42 @@ const toRecord = (r: SubscriptionRow): SubscriptionRecord => ({
   updatedAt: r.updated_at,
 });
 
-// Rows in (name, partition) order, so that concurrent commits of several instances lock in one order.
-const UPSERT_CURSORS = `INSERT INTO cds_subscription_cursors AS c (name, partition, next, pending, anchors)
-  SELECT r.name, r.partition, r.next, r.pending, r.anchors
-  FROM json_to_recordset($1::json) AS r(name text, partition integer, next bigint, pending json, anchors json)
+/**
+ * Upserts the cursor sets of several subscriptions (migrations/0003): $1 names, $2 partition lists
+ * (array literals), $3 the snapshots as JSON text. When the new text covers every stored partition
+ * (the engine always commits them all) it replaces the stored one without being parsed; otherwise
+ * the stored partitions it does not cover are kept (merged in SQL). Rows go in name order, so that
+ * concurrent commits of several instances lock in one order.
+ */
+const UPSERT_CURSORS = `INSERT INTO cds_subscription_cursor_sets AS c (name, partitions, cursors)
+  SELECT r.name, r.partitions::integer[], r.cursors
+  FROM unnest($1::text[], $2::text[], $3::text[]) AS r(name, partitions, cursors)
   WHERE EXISTS (SELECT 1 FROM cds_subscriptions s WHERE s.name = r.name)
-  ORDER BY r.name COLLATE "C", r.partition
-  ON CONFLICT (name, partition) DO UPDATE
-    SET next = EXCLUDED.next, pending = EXCLUDED.pending, anchors = EXCLUDED.anchors`;
+  ORDER BY r.name COLLATE "C"
+  ON CONFLICT (name) DO UPDATE SET
+    cursors = CASE WHEN c.partitions <@ EXCLUDED.partitions THEN EXCLUDED.cursors ELSE (
+      SELECT json_agg(x.v ORDER BY (x.v->>'partition')::integer)::text FROM (
+        SELECT v FROM json_array_elements(EXCLUDED.cursors::json) v
+        UNION ALL
+        SELECT v FROM json_array_elements(c.cursors::json) v
+        WHERE NOT ((v->>'partition')::integer = ANY (EXCLUDED.partitions))) x) END,
+    partitions = CASE WHEN c.partitions <@ EXCLUDED.partitions THEN EXCLUDED.partitions ELSE (
+      SELECT array_agg(DISTINCT p ORDER BY p) FROM unnest(c.partitions || EXCLUDED.partitions) p) END`;
 
-/** The JSON parameter of UPSERT_CURSORS for some subscriptions' snapshots. */
-function cursorRows(entries: Iterable<readonly [string, readonly CursorSnapshot[]]>): string {
-  const rows: unknown[] = [];
-  for (const [name, cursors] of entries)
-    for (const c of cursors)
-      rows.push({ name, partition: c.partition, next: c.next, pending: c.pending, anchors: c.anchors });
-  return JSON.stringify(rows);
+/** The parameters of UPSERT_CURSORS for some subscriptions' snapshots (snapshots by partition ascending). */
+function cursorParams(
+  entries: Iterable<readonly [string, readonly CursorSnapshot[]]>,
+): [string[], string[], string[]] {
+  const names: string[] = [];
+  const parts: string[] = [];
+  const texts: string[] = [];
+  for (const [name, cursors] of entries) {
+    const sorted = [...cursors].sort((x, y) => x.partition - y.partition);
+    names.push(name);
+    parts.push(`{${sorted.map((c) => c.partition).join(',')}}`);
+    texts.push(JSON.stringify(sorted));
+  }
+  return [names, parts, texts];
 }
 
 /** SubscriptionStore on PostgreSQL. */
@@ -122,8 +135,8 @@ export class PostgresSubscriptionStore implements SubscriptionStore {
           values,
         );
       if (cursors !== undefined) {
-        await c.query('DELETE FROM cds_subscription_cursors WHERE name = $1', [record.name]);
-        await c.query(UPSERT_CURSORS, [cursorRows([[record.name, cursors]])]);
+        await c.query('DELETE FROM cds_subscription_cursor_sets WHERE name = $1', [record.name]);
+        if (cursors.length > 0) await c.query(UPSERT_CURSORS, cursorParams([[record.name, cursors]]));
       }
       return 'ok';
     }).catch((e: unknown) => {
@@ -156,7 +169,7 @@ export class PostgresSubscriptionStore implements SubscriptionStore {
     if (entries.size === 0) return;
     const sorted = [...entries].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
     try {
-      await this.pool.query(UPSERT_CURSORS, [cursorRows(sorted)]);
+      await this.pool.query(UPSERT_CURSORS, cursorParams(sorted));
     } catch (e) {
       // 23503: a subscription deleted (by another instance) between the EXISTS and the insert; the
       // engine keeps the snapshots dirty and retries at its next commit, where EXISTS skips it.
@@ -168,18 +181,13 @@ export class PostgresSubscriptionStore implements SubscriptionStore {
   }
 
   async loadCursors(name: string): Promise<CursorSnapshot[]> {
-    const rows = await query<CursorRow>(
+    const [r] = await query<{ cursors: string }>(
       this.pool,
       `reading the cursors of '${name}'`,
-      'SELECT partition, next, pending, anchors FROM cds_subscription_cursors WHERE name = $1 ORDER BY partition',
+      'SELECT cursors FROM cds_subscription_cursor_sets WHERE name = $1',
       [name],
     );
-    return rows.map((r) => ({
-      partition: r.partition,
-      next: r.next,
-      pending: r.pending,
-      anchors: r.anchors,
-    }));
+    return r === undefined ? [] : (JSON.parse(r.cursors) as CursorSnapshot[]);
   }
 
   async addDeadLetters(name: string, letters: readonly DeadLetter[]): Promise<void> {
