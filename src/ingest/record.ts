@@ -66,23 +66,19 @@ export interface StoredDecision {
 
 /** The log record of a routed decision. */
 export function toRecord(d: Decision, route: RouteOutcome, receivedAt: number): AppendRecord {
-  return {
-    key: route.key,
-    timestamp: receivedAt,
-    headers: {
-      [HEADERS.decisionId]: d.decisionId,
-      [HEADERS.revision]: String(d.revision),
-      [HEADERS.priority]: String(route.priority),
-      [HEADERS.topics]: route.topics.join(' '),
-      ...(route.ruleSet === undefined ? {} : { [HEADERS.ruleSet]: String(route.ruleSet) }),
-      ...(route.matchedRules === undefined || route.matchedRules.length === 0
-        ? {}
-        : { [HEADERS.rules]: route.matchedRules.join(' ') }),
-      ...(route.holdUntil === undefined ? {} : { [HEADERS.holdUntil]: route.holdUntil }),
-      ...(route.quarantined === undefined ? {} : { [HEADERS.quarantine]: route.quarantined }),
-    },
-    payload: Buffer.from(JSON.stringify(d), 'utf8'),
+  // Plain assignments, not conditional spreads: this runs for every decision published.
+  const headers: Record<string, string> = {
+    [HEADERS.decisionId]: d.decisionId,
+    [HEADERS.revision]: String(d.revision),
+    [HEADERS.priority]: String(route.priority),
+    [HEADERS.topics]: route.topics.join(' '),
   };
+  if (route.ruleSet !== undefined) headers[HEADERS.ruleSet] = String(route.ruleSet);
+  if (route.matchedRules !== undefined && route.matchedRules.length > 0)
+    headers[HEADERS.rules] = route.matchedRules.join(' ');
+  if (route.holdUntil !== undefined) headers[HEADERS.holdUntil] = route.holdUntil;
+  if (route.quarantined !== undefined) headers[HEADERS.quarantine] = route.quarantined;
+  return { key: route.key, timestamp: receivedAt, headers, payload: Buffer.from(JSON.stringify(d), 'utf8') };
 }
 
 /** Topics from a record's header. */
