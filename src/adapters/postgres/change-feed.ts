@@ -13,6 +13,7 @@
  */
 import pg from 'pg';
 import { describeUrl, TYPES } from './connect.ts';
+import { mapConnectError } from './errors.ts';
 import { ignore } from './pool.ts';
 
 /** One change: a subscription (by name) or a principal (by id, or '*' for any) was created, changed or removed. */
@@ -67,9 +68,13 @@ export class PostgresChangeFeed implements ChangeFeed {
    * like the first connection of a store (the schema must be migrated: open a store first).
    */
   static async open(url: string, opts: ChangeFeedOptions = {}): Promise<PostgresChangeFeed> {
-    describeUrl(url);
+    const where = describeUrl(url);
     const feed = new PostgresChangeFeed(url, opts);
-    await feed.#connect(true);
+    try {
+      await feed.#connect(true);
+    } catch (e) {
+      throw mapConnectError(e, where);
+    }
     return feed;
   }
 
