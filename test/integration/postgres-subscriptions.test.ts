@@ -4,7 +4,9 @@
  */
 import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
-import { PostgresSubscriptionStore } from '../../src/adapters/postgres/index.ts';
+import pg from 'pg';
+import { PostgresChangeFeed, PostgresSubscriptionStore } from '../../src/adapters/postgres/index.ts';
+import type { StateChange } from '../../src/adapters/postgres/index.ts';
 import { isCdsError } from '../../src/errors/index.ts';
 import type { CursorSnapshot } from '../../src/state/subscriptions-port.ts';
 import { subscriptionStoreContract } from '../../src/state/subscriptions-contract.ts';
@@ -72,6 +74,51 @@ if ('skipped' in started) {
       } finally {
         await a.close();
         await b.close();
+      }
+    });
+
+    it('the change feed reports a change committed while it was disconnected (re-read after re-LISTEN)', async () => {
+      const store = await PostgresSubscriptionStore.open(server.url);
+      const feed = await PostgresChangeFeed.open(server.url, { retryMs: 500 });
+      const admin = new pg.Client({ connectionString: server.url });
+      await admin.connect();
+      try {
+        const heard: StateChange[] = [];
+        const reading = (async () => {
+          for await (const c of feed.changes()) heard.push(c);
+        })();
+        const at = new Date().toISOString();
+        const rec = { name: 'feed-live', version: 1, spec: {}, createdAt: at, updatedAt: at };
+        await store.put(rec, 0);
+        const wait = async (cond: () => boolean, what: string) => {
+          const t0 = Date.now();
+          while (!cond()) {
+            if (Date.now() - t0 > 5000) throw new Error(`${what}: ${JSON.stringify(heard)}`);
+            await new Promise((r) => setTimeout(r, 20));
+          }
+        };
+        await wait(() => heard.some((c) => c.name === 'feed-live'), 'notified');
+        await admin.query(
+          "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'cds-feed'",
+        );
+        await wait(() => !feed.connected, 'disconnected');
+        // Committed while nobody listens (the feed waits 500 ms before reconnecting).
+        await store.put({ ...rec, name: 'feed-missed' }, 0);
+        await store.put({ ...rec, version: 2 }, 1);
+        await wait(() => feed.connected, 'reconnected');
+        await wait(
+          () =>
+            heard.some((c) => c.kind === 'subscription' && c.name === 'feed-missed') &&
+            heard.filter((c) => c.name === 'feed-live').length >= 2 &&
+            heard.some((c) => c.kind === 'principal' && c.name === '*'),
+          're-read reported the missed changes',
+        );
+        await feed.close();
+        await reading;
+      } finally {
+        await feed.close();
+        await admin.end();
+        await store.close();
       }
     });
   });
