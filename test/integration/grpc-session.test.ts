@@ -146,4 +146,52 @@ describe('gRPC Session', { timeout: 30_000 }, () => {
     assert.equal(bad.ackResults?.results[0]?.code, 'INVALID_POSITION');
     stream.end();
   });
+  it('resumes from a position given at subscribe; a bad resume fails that message alone', async () => {
+    const name = `grpc-resume-${process.pid}`;
+    assert.equal(
+      (
+        await t.request('POST', '/v1/subscriptions', {
+          body: { name, topics: ['decisions.>'], ordering: 'none' },
+        })
+      ).status,
+      201,
+    );
+    const pub = await t.request('POST', '/v1/decisions', {
+      body: Array.from({ length: 4 }, (_, i) => makeDecision(7100 + i)),
+    });
+    const positions = (pub.body.results as { position: string }[]).map((r) => r.position);
+
+    const s1 = client.subscriptions.session(bearer(ADMIN_KEY));
+    const r1 = new Reader(s1);
+    s1.write(req(1, { subscribe: { subscription: name, credits: 10, resume: Buffer.alloc(0) } }));
+    const all = await r1.deliveries(4);
+    s1.write(req(2, { ack: { positions: all.map((d) => d['position'] as string), upTo: '' } }));
+    assert.ok((await r1.next((m) => m.id === 2)).ackResults?.results.every((x) => x.ok));
+    s1.end();
+    await new Promise((res) => setTimeout(res, 100));
+
+    const s2 = client.subscriptions.session(bearer(ADMIN_KEY));
+    const r2 = new Reader(s2);
+    s2.write(
+      req(1, {
+        subscribe: { subscription: name, credits: 10, resume: Buffer.from('{"position":"nonsense"}') },
+      }),
+    );
+    const bad = await r2.next((m) => m.id === 1);
+    assert.equal(bad.error?.code, 'VALIDATION_FAILED');
+    assert.equal(bad.error?.fieldErrors[0]?.path, '/start/position');
+    s2.write(
+      req(2, {
+        subscribe: {
+          subscription: name,
+          credits: 10,
+          resume: Buffer.from(JSON.stringify({ position: positions[1] })),
+        },
+      }),
+    );
+    assert.ok((await r2.next((m) => m.id === 2)).subscribed !== undefined);
+    const again = await r2.deliveries(3);
+    assert.deepEqual(again.map((d) => d['position']).sort(), positions.slice(1).sort());
+    s2.end();
+  });
 });
