@@ -28,6 +28,8 @@ export class DeliveryEngine {
   #commitTimer: NodeJS.Timeout | undefined;
   #tickTimer: NodeJS.Timeout | undefined;
   #committing: Promise<void> = Promise.resolve();
+  /** Commits queued or running (the timer skips its tick while there is one). */
+  #commitsPending = 0;
   #closed = false;
 
   constructor(
@@ -55,7 +57,10 @@ export class DeliveryEngine {
   /** Starts the readers and timers. */
   start(): void {
     this.#tail.start();
-    this.#commitTimer = setInterval(() => void this.commit(), this.opts.commitIntervalMs ?? 200);
+    this.#commitTimer = setInterval(() => {
+      // A commit slower than the interval makes the timer skip a tick rather than queue without bound.
+      if (this.#commitsPending === 0) void this.commit();
+    }, this.opts.commitIntervalMs ?? 200);
     this.#commitTimer.unref();
     this.#tickTimer = setInterval(() => {
       const now = Date.now();
@@ -151,7 +156,13 @@ export class DeliveryEngine {
 
   /** Writes dead letters, then the cursors of every subscription that changed, in one batch. */
   commit(): Promise<void> {
-    this.#committing = this.#committing.then(() => this.#commitNow()).catch(this.opts.onError);
+    this.#commitsPending++;
+    this.#committing = this.#committing
+      .then(() => this.#commitNow())
+      .catch(this.opts.onError)
+      .finally(() => {
+        this.#commitsPending--;
+      });
     return this.#committing;
   }
 
