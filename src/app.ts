@@ -99,137 +99,159 @@ export async function buildApp(config: Config, opts: { logger?: Logger } = {}): 
     ...(config.security.jwtIssuer ? { issuer: config.security.jwtIssuer } : {}),
     ...(config.security.jwtAudience ? { audience: config.security.jwtAudience } : {}),
   });
-  const { log, state } = await openAdapters(config, dataDir);
-  const onError = (e: unknown) => logger.error({ err: e }, 'background failure');
-  const lifecycle: Lifecycle = { ready: false, draining: false };
-  const metrics = new Metrics();
-  const audit = new AuditTrail(state.audit, onError);
-  const ruleStore = LmdbRuleStore.open(dataDir);
-  const rules = await RuleSetService.open(ruleStore, audit, {
-    topicTemplate: config.ingest.topicTemplate,
-    keyField: config.ingest.keyField,
-  });
-  const publisher = new Publisher(log, state.decisions, () => rules.router(), {
-    maxBatch: config.ingest.maxBatch,
-    onError,
-  });
-  const auth = new Authenticator(state.principals, jwt.enabled ? jwt : undefined);
-  const principals = new PrincipalService(state.principals, state.meta, audit, auth);
-  const status = new StatusTracker(publisher.counters);
-  let cursorSecret = await state.meta.get('cursor.secret');
-  if (cursorSecret === undefined) {
-    cursorSecret = randomBytes(32).toString('base64url');
-    await state.meta.set('cursor.secret', cursorSecret);
-  }
-  const subscriptionStore =
-    config.state.engine === 'postgres'
-      ? await PostgresSubscriptionStore.open(config.postgres.url as string, { applicationName: 'cds' })
-      : LmdbSubscriptionStore.open(dataDir);
-  // Cluster mode: changes other instances make, heard from here on (LISTEN before the loads below).
-  const feed =
-    config.state.engine === 'postgres'
-      ? await PostgresChangeFeed.open(config.postgres.url as string, { onError })
-      : undefined;
-  const ledgerStore = LmdbLedgerStore.open(dataDir);
-  const engine = new DeliveryEngine(log, subscriptionStore, {
-    onError,
-    // Cursor commits start only after the engine is started below, when ledgerRecorder exists.
-    onCommit: (cursors, at) => ledgerRecorder.onCommit(cursors, at),
-  });
-  const deliveries = new DeliveryIntrospect(engine, log);
-  const ledgerRecorder = new LedgerRecorder(ledgerStore, deliveries, onError);
-  for (const r of await subscriptionStore.list())
-    ledgerRecorder.seed(r.name, await subscriptionStore.loadCursors(r.name));
-  const subscriptions = await SubscriptionService.open(subscriptionStore, engine, audit);
-  const feedDone = (async () => {
-    if (feed === undefined) return;
-    for await (const c of feed.changes()) {
-      if (c.kind === 'principal') auth.invalidate();
-      else await subscriptions.reload(c.name).catch(onError);
+  // What start-up has opened, closed in reverse if a later step fails (no lock or handle left behind).
+  const opened: (() => Promise<unknown>)[] = [];
+  const compose = async (): Promise<App> => {
+    const { log, state } = await openAdapters(config, dataDir);
+    opened.push(
+      () => log.close(),
+      () => state.close(),
+    );
+    const onError = (e: unknown) => logger.error({ err: e }, 'background failure');
+    const lifecycle: Lifecycle = { ready: false, draining: false };
+    const metrics = new Metrics();
+    const audit = new AuditTrail(state.audit, onError);
+    const ruleStore = LmdbRuleStore.open(dataDir);
+    opened.push(() => ruleStore.close());
+    const rules = await RuleSetService.open(ruleStore, audit, {
+      topicTemplate: config.ingest.topicTemplate,
+      keyField: config.ingest.keyField,
+    });
+    const publisher = new Publisher(log, state.decisions, () => rules.router(), {
+      maxBatch: config.ingest.maxBatch,
+      onError,
+    });
+    const auth = new Authenticator(state.principals, jwt.enabled ? jwt : undefined);
+    const principals = new PrincipalService(state.principals, state.meta, audit, auth);
+    const status = new StatusTracker(publisher.counters);
+    let cursorSecret = await state.meta.get('cursor.secret');
+    if (cursorSecret === undefined) {
+      cursorSecret = randomBytes(32).toString('base64url');
+      await state.meta.set('cursor.secret', cursorSecret);
     }
-  })();
-  deliveries.start();
-  metrics.setSubscriptionSource(() => deliveries.samples());
-  const ledger = new LedgerService(ledgerStore, deliveries, subscriptionStore, 200, () =>
-    ledgerRecorder.flushed(),
-  );
-  const webhookStore = LmdbWebhookStore.open(dataDir);
-  const webhooks = new WebhookService(webhookStore, subscriptions, audit, logger);
-  const ctx: AppContext = {
-    config,
-    logger,
-    metrics,
-    log,
-    state,
-    publisher,
-    auth,
-    limiter: new RateLimiter(config.security),
-    audit,
-    principals,
-    status,
-    lifecycle,
-    cursorSecret,
-    subscriptions,
-    deliveries,
-    ledger,
-    webhooks,
-    rules,
-  };
+    const subscriptionStore =
+      config.state.engine === 'postgres'
+        ? await PostgresSubscriptionStore.open(config.postgres.url as string, { applicationName: 'cds' })
+        : LmdbSubscriptionStore.open(dataDir);
+    opened.push(() => subscriptionStore.close());
+    // Cluster mode: changes other instances make, heard from here on (LISTEN before the loads below).
+    const feed =
+      config.state.engine === 'postgres'
+        ? await PostgresChangeFeed.open(config.postgres.url as string, { onError })
+        : undefined;
+    opened.push(async () => feed?.close());
+    const ledgerStore = LmdbLedgerStore.open(dataDir);
+    opened.push(() => ledgerStore.close());
+    const engine = new DeliveryEngine(log, subscriptionStore, {
+      onError,
+      // Cursor commits start only after the engine is started below, when ledgerRecorder exists.
+      onCommit: (cursors, at) => ledgerRecorder.onCommit(cursors, at),
+    });
+    const deliveries = new DeliveryIntrospect(engine, log);
+    const ledgerRecorder = new LedgerRecorder(ledgerStore, deliveries, onError);
+    for (const r of await subscriptionStore.list())
+      ledgerRecorder.seed(r.name, await subscriptionStore.loadCursors(r.name));
+    const subscriptions = await SubscriptionService.open(subscriptionStore, engine, audit);
+    opened.push(() => subscriptions.close());
+    const feedDone = (async () => {
+      if (feed === undefined) return;
+      for await (const c of feed.changes()) {
+        if (c.kind === 'principal') auth.invalidate();
+        else await subscriptions.reload(c.name).catch(onError);
+      }
+    })();
+    deliveries.start();
+    metrics.setSubscriptionSource(() => deliveries.samples());
+    const ledger = new LedgerService(ledgerStore, deliveries, subscriptionStore, 200, () =>
+      ledgerRecorder.flushed(),
+    );
+    const webhookStore = LmdbWebhookStore.open(dataDir);
+    opened.push(() => webhookStore.close());
+    const webhooks = new WebhookService(webhookStore, subscriptions, audit, logger);
+    const ctx: AppContext = {
+      config,
+      logger,
+      metrics,
+      log,
+      state,
+      publisher,
+      auth,
+      limiter: new RateLimiter(config.security),
+      audit,
+      principals,
+      status,
+      lifecycle,
+      cursorSecret,
+      subscriptions,
+      deliveries,
+      ledger,
+      webhooks,
+      rules,
+    };
 
-  const t0 = performance.now();
-  const reindexed = await publisher.indexer.catchUp(log);
-  const boot = await principals.bootstrap(dataDir, config.security.adminKey);
-  logger.info(
-    { reindexed, ms: Math.round(performance.now() - t0), epoch: log.epoch, extents: log.extents() },
-    'recovered',
-  );
-  const http = await buildRestServer(ctx);
-  const grpc = buildGrpcServer(ctx);
-  await webhooks.start();
-  status.start();
+    const t0 = performance.now();
+    const reindexed = await publisher.indexer.catchUp(log);
+    const boot = await principals.bootstrap(dataDir, config.security.adminKey);
+    logger.info(
+      { reindexed, ms: Math.round(performance.now() - t0), epoch: log.epoch, extents: log.extents() },
+      'recovered',
+    );
+    const http = await buildRestServer(ctx);
+    const grpc = buildGrpcServer(ctx);
+    await webhooks.start();
+    status.start();
 
-  let closing: Promise<void> | undefined;
-  return {
-    ctx,
-    http,
-    grpc,
-    ...(boot.generated && boot.file ? { generatedAdminKey: { key: boot.generated, file: boot.file } } : {}),
-    async listen() {
-      const address = await http.listen({ host: config.http.host, port: config.http.port });
-      const grpcAddress = await grpc.listen(config.grpc.host, config.grpc.port);
-      lifecycle.ready = true;
-      return { http: address, grpc: grpcAddress };
-    },
-    close() {
-      closing ??= (async () => {
-        lifecycle.draining = true;
-        lifecycle.ready = false;
-        grpc.drain();
-        const deadline = new Promise<'timeout'>((r) =>
-          setTimeout(() => r('timeout'), config.shutdown.drainTimeoutMs).unref(),
-        );
-        const drained = await Promise.race([publisher.drain().then(() => 'ok' as const), deadline]);
-        if (drained === 'timeout')
-          logger.warn('drain timed out; closing with publishes still in flight (they were not acknowledged)');
-        await feed?.close();
-        await feedDone;
-        await grpc.close(); // streams end with SHUTTING_DOWN; their consumers detach before the last commit
-        await webhooks.close(); // before the engine's last commit, so their acks are in it
-        await subscriptions.close();
-        deliveries.stop();
-        await ledgerRecorder.flushed();
-        await audit.drain();
-        status.stop();
-        await http.close();
-        await subscriptionStore.close();
-        await ledgerStore.close();
-        await webhookStore.close();
-        await ruleStore.close();
-        await log.close();
-        await state.close();
-        logger.info('closed');
-      })();
-      return closing;
-    },
+    let closing: Promise<void> | undefined;
+    return {
+      ctx,
+      http,
+      grpc,
+      ...(boot.generated && boot.file ? { generatedAdminKey: { key: boot.generated, file: boot.file } } : {}),
+      async listen() {
+        const address = await http.listen({ host: config.http.host, port: config.http.port });
+        const grpcAddress = await grpc.listen(config.grpc.host, config.grpc.port);
+        lifecycle.ready = true;
+        return { http: address, grpc: grpcAddress };
+      },
+      close() {
+        closing ??= (async () => {
+          lifecycle.draining = true;
+          lifecycle.ready = false;
+          grpc.drain();
+          const deadline = new Promise<'timeout'>((r) =>
+            setTimeout(() => r('timeout'), config.shutdown.drainTimeoutMs).unref(),
+          );
+          const drained = await Promise.race([publisher.drain().then(() => 'ok' as const), deadline]);
+          if (drained === 'timeout')
+            logger.warn(
+              'drain timed out; closing with publishes still in flight (they were not acknowledged)',
+            );
+          await feed?.close();
+          await feedDone;
+          await grpc.close(); // streams end with SHUTTING_DOWN; their consumers detach before the last commit
+          await webhooks.close(); // before the engine's last commit, so their acks are in it
+          await subscriptions.close();
+          deliveries.stop();
+          await ledgerRecorder.flushed();
+          await audit.drain();
+          status.stop();
+          await http.close();
+          await subscriptionStore.close();
+          await ledgerStore.close();
+          await webhookStore.close();
+          await ruleStore.close();
+          await log.close();
+          await state.close();
+          logger.info('closed');
+        })();
+        return closing;
+      },
+    };
   };
+  try {
+    return await compose();
+  } catch (e) {
+    for (const close of opened.reverse()) await close().catch(() => undefined);
+    throw e;
+  }
 }
