@@ -77,7 +77,7 @@ const call = <T>(client: Any, method: string, req: object): Promise<T> =>
     client[method](req, md(), (e: Error | null, r: T) => (e ? reject(e) : resolve(r))),
   );
 
-describe('gRPC API: a generic client by reflection', { timeout: 30_000 }, () => {
+describe('gRPC API: a generic client by reflection', { timeout: 90_000 }, () => {
   let t: TestApp;
   let address: string;
   before(async () => {

@@ -41,7 +41,7 @@ async function failure(p: Promise<unknown>): Promise<grpc.ServiceError> {
   throw new Error('the call succeeded');
 }
 
-describe('gRPC bad input', { timeout: 30_000 }, () => {
+describe('gRPC bad input', { timeout: 90_000 }, () => {
   let t: TestApp;
   let address: string;
   let client: ReturnType<typeof connect>;

@@ -65,7 +65,7 @@ const req = (id: number, m: Partial<SessionRequest>): SessionRequest => ({
   ...m,
 });
 
-describe('gRPC Session', { timeout: 30_000 }, () => {
+describe('gRPC Session', { timeout: 90_000 }, () => {
   let t: TestApp;
   let client: ReturnType<typeof connect>;
   before(async () => {

@@ -15,7 +15,7 @@ import {
 import { ADMIN_KEY, startTestApp } from '../helpers/app.ts';
 import { makeDecision } from '../helpers/decisions.ts';
 
-describe('gRPC PublishStream and shutdown', { timeout: 30_000 }, () => {
+describe('gRPC PublishStream and shutdown', { timeout: 90_000 }, () => {
   it('answers batches in order, then ends streams and health at shutdown', async () => {
     const t = await startTestApp({ grpc: { port: 0 } });
     const address = (await t.app.listen()).grpc;

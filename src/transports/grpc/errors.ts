@@ -29,7 +29,7 @@ function fieldErrors(e: CdsError): readonly FieldError[] {
 function retryMs(e: CdsError): number | undefined {
   const code = e.spec.grpc;
   if (code !== GrpcCode.RESOURCE_EXHAUSTED && code !== GrpcCode.UNAVAILABLE) return undefined;
-  return Math.max(1, e.retryAfterSeconds ?? 1) * 1000;
+  return Math.ceil(Math.max(1, e.retryAfterSeconds ?? 1) * 1000); // whole ms: protobuf ints reject fractions
 }
 
 /** The google.rpc.Status of an error, encoded. */
@@ -78,7 +78,11 @@ export function toServiceError(err: unknown): Partial<ServiceError> {
   const e = asCdsError(err);
   const metadata = new Metadata();
   metadata.set(CODE_TRAILER, e.code);
-  metadata.set(DETAILS_TRAILER, statusDetails(e));
+  try {
+    metadata.set(DETAILS_TRAILER, statusDetails(e));
+  } catch {
+    // The status itself must always be sent; its details are a best effort.
+  }
   return { code: e.spec.grpc, details: e.message, metadata };
 }
 
