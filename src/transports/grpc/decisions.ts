@@ -81,7 +81,11 @@ async function publishBatch(ctx: AppContext, caller: AuthContext, raw: readonly 
 }
 
 /** The DecisionService implementation. */
-export function decisionService(ctx: AppContext, streams: StreamRegistry): DecisionServiceServer {
+export function decisionService(
+  ctx: AppContext,
+  streams: StreamRegistry,
+  heartbeatMs: number,
+): DecisionServiceServer {
   const cursors = new CursorCodec(ctx.cursorSecret);
 
   const publish = unary<PublishRequest, PublishResponse>(ctx, 'Publish', async (req, caller) => ({
@@ -167,10 +171,20 @@ export function decisionService(ctx: AppContext, streams: StreamRegistry): Decis
     let tail: Promise<void> = Promise.resolve();
     let inFlight = 0;
     let ended = false;
-    const unregister = streams.add((e) => {
+    const hb = setInterval(
+      () => write({ heartbeat: { atMs: Date.now(), stats: stats.snapshot() } }),
+      heartbeatMs,
+    );
+    hb.unref();
+    const unregisterStream = streams.add((e) => {
       ended = true;
+      clearInterval(hb);
       call.emit('error', toServiceError(e));
     });
+    const unregister = () => {
+      clearInterval(hb);
+      unregisterStream();
+    };
     call.on('cancelled', () => {
       ended = true;
       unregister();

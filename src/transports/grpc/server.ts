@@ -53,8 +53,15 @@ export interface GrpcServer {
   readonly openStreams: () => number;
 }
 
+/** Options of {@link buildGrpcServer}. */
+export interface GrpcServerOptions {
+  /** Interval of the server's heartbeats on every stream (default 15,000 ms). */
+  readonly heartbeatMs?: number;
+}
+
 /** Builds the gRPC server from the app's services (not listening). */
-export function buildGrpcServer(ctx: AppContext): GrpcServer {
+export function buildGrpcServer(ctx: AppContext, opts: GrpcServerOptions = {}): GrpcServer {
+  const heartbeatMs = opts.heartbeatMs ?? 15_000;
   const max = ctx.config.http.bodyLimitBytes;
   const server = new grpc.Server({
     'grpc.max_receive_message_length': max,
@@ -66,10 +73,13 @@ export function buildGrpcServer(ctx: AppContext): GrpcServer {
   });
   const streams = new StreamRegistry();
   const health = new HealthState(SERVICES);
-  server.addService(tolerant(passFrames(DecisionServiceService)), decisionService(ctx, streams) as never);
+  server.addService(
+    tolerant(passFrames(DecisionServiceService)),
+    decisionService(ctx, streams, heartbeatMs) as never,
+  );
   server.addService(
     tolerant(passFrames(SubscriptionServiceService)),
-    subscriptionService(ctx, streams) as never,
+    subscriptionService(ctx, streams, heartbeatMs) as never,
   );
   server.addService(HealthService, healthService(health) as never);
   const pkg = protoLoader.loadSync([...PROTO_FILES, 'grpc/reflection/v1/reflection.proto'], {

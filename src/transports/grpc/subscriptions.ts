@@ -21,8 +21,6 @@ import type {
 } from './gen/cds/v1/subscriptions.ts';
 import type { StreamRegistry } from './streams.ts';
 
-/** How often the server sends a heartbeat on an idle-or-not stream. */
-export const HEARTBEAT_MS = 15_000;
 /** Deliveries written and not yet drained on a Subscribe stream, by default. */
 const DEFAULT_WINDOW = 1000;
 
@@ -45,7 +43,11 @@ function ackProto(r: EngineAck): AckResult {
 }
 
 /** The SubscriptionService implementation. */
-export function subscriptionService(ctx: AppContext, streams: StreamRegistry): SubscriptionServiceServer {
+export function subscriptionService(
+  ctx: AppContext,
+  streams: StreamRegistry,
+  heartbeatMs: number,
+): SubscriptionServiceServer {
   const svc = ctx.subscriptions;
 
   /** Common stream plumbing: registration for shutdown, heartbeats, ending once. */
@@ -65,7 +67,7 @@ export function subscriptionService(ctx: AppContext, streams: StreamRegistry): S
         else call.emit('error', toServiceError(e));
       },
     };
-    const hb = setInterval(() => s.heartbeat(Date.now()), HEARTBEAT_MS);
+    const hb = setInterval(() => s.heartbeat(Date.now()), heartbeatMs);
     hb.unref();
     const unregister = streams.add((e) => s.end(e));
     const cleanup = () => {
