@@ -63,7 +63,9 @@ async function stubsByReflection(address: string, symbols: string[]): Promise<An
       files.set(f.toString('base64'), f);
   // A FileDescriptorSet is `repeated FileDescriptorProto file = 1`.
   const set = Buffer.concat([...files.values()].flatMap((f) => [Buffer.from([0x0a]), varint(f.length), f]));
-  return grpc.loadPackageDefinition(protoLoader.loadFileDescriptorSetFromBuffer(set, { keepCase: false, enums: String }));
+  return grpc.loadPackageDefinition(
+    protoLoader.loadFileDescriptorSetFromBuffer(set, { keepCase: false, enums: String }),
+  );
 }
 
 const md = () => {
