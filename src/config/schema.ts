@@ -30,10 +30,7 @@ export const ConfigSchema = Type.Object(
     grpc: Type.Object(
       {
         host: Type.String({ default: '127.0.0.1', description: 'Address the gRPC listener binds.' }),
-        port: Port(
-          0,
-          'Port of the gRPC listener (8481 is the suggested fixed one); 0, the default until the test harness sets it, picks a free one (the start line says which).',
-        ),
+        port: Port(8481, 'Port of the gRPC listener; 0 picks a free one (the start line says which).'),
       },
       { additionalProperties: false, default: {} },
     ),

@@ -33,7 +33,13 @@ export async function startTestApp(
 ): Promise<TestApp> {
   const dir = dataDir ?? mkdtempSync(join(tmpdir(), 'cds-app-'));
   const config = loadConfig({
-    overrides: { dataDir: dir, http: { port: 0 }, security: { adminKey: ADMIN_KEY }, ...overrides },
+    overrides: {
+      dataDir: dir,
+      http: { port: 0 },
+      grpc: { port: 0 },
+      security: { adminKey: ADMIN_KEY },
+      ...overrides,
+    },
   });
   const app = await buildApp(config, { logger: pino({ level: 'silent' }) });
   await app.http.ready();

@@ -132,7 +132,11 @@ export async function startServer(opts: StartOptions = {}): Promise<ServerHandle
   for (const [k, v] of Object.entries(process.env)) {
     if (v !== undefined && !k.startsWith('CDS_')) env[k] = v;
   }
-  Object.assign(env, { CDS_DATA_DIR: dataDir, CDS_HTTP_PORT: '0', CDS_ADMIN_KEY: adminKey }, opts.env ?? {});
+  Object.assign(
+    env,
+    { CDS_DATA_DIR: dataDir, CDS_HTTP_PORT: '0', CDS_GRPC_PORT: '0', CDS_ADMIN_KEY: adminKey },
+    opts.env ?? {},
+  );
 
   const errFd = openSync(stderrFile, 'a');
   const t0 = performance.now();
