@@ -12,6 +12,7 @@ import { SegmentLog } from './adapters/embedded/log/index.ts';
 import { LmdbStateStore } from './adapters/embedded/state/index.ts';
 import {
   PostgresChangeFeed,
+  PostgresRuleStore,
   PostgresStateStore,
   PostgresSubscriptionStore,
 } from './adapters/postgres/index.ts';
@@ -111,7 +112,10 @@ export async function buildApp(config: Config, opts: { logger?: Logger } = {}): 
     const lifecycle: Lifecycle = { ready: false, draining: false };
     const metrics = new Metrics();
     const audit = new AuditTrail(state.audit, onError);
-    const ruleStore = LmdbRuleStore.open(dataDir);
+    const ruleStore =
+      config.state.engine === 'postgres'
+        ? await PostgresRuleStore.open(config.postgres.url as string, { applicationName: 'cds' })
+        : LmdbRuleStore.open(dataDir);
     opened.push(() => ruleStore.close());
     const rules = await RuleSetService.open(ruleStore, audit, {
       topicTemplate: config.ingest.topicTemplate,
@@ -140,6 +144,8 @@ export async function buildApp(config: Config, opts: { logger?: Logger } = {}): 
         ? await PostgresChangeFeed.open(config.postgres.url as string, { onError })
         : undefined;
     opened.push(async () => feed?.close());
+    // A rule set activated between RuleSetService.open above and the LISTEN: read the pointer again.
+    if (feed !== undefined) await rules.reload();
     const ledgerStore = LmdbLedgerStore.open(dataDir);
     opened.push(() => ledgerStore.close());
     const engine = new DeliveryEngine(log, subscriptionStore, {
@@ -157,6 +163,7 @@ export async function buildApp(config: Config, opts: { logger?: Logger } = {}): 
       if (feed === undefined) return;
       for await (const c of feed.changes()) {
         if (c.kind === 'principal') auth.invalidate();
+        else if (c.kind === 'rules') await rules.reload().catch(onError);
         else await subscriptions.reload(c.name).catch(onError);
       }
     })();

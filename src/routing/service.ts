@@ -247,6 +247,23 @@ export class RuleSetService {
     });
   }
 
+  /**
+   * Re-reads the active pointer from the store and routes with that version from the next publish
+   * batch on (cluster mode: another instance activated it). The version is compiled whole before the
+   * reference is swapped in one assignment, so no batch sees a half-applied set; runs in turn with
+   * create and activate. Resolves the active version; rejects (leaving the current set) when the
+   * store cannot be read or the version does not compile.
+   */
+  reload(): Promise<number> {
+    return this.#run(async () => {
+      const pointer = await this.store.active();
+      const loaded = await this.#load(pointer?.version ?? 0);
+      this.#active = loaded;
+      this.#pointer = pointer;
+      return loaded.version;
+    });
+  }
+
   // ------------------------------------------------------------ dry-run
 
   /**

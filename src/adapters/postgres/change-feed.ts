@@ -1,12 +1,13 @@
 /**
  * The change feed (DESIGN 6, the bullmq anchor): what other instances changed in the shared state,
  * heard through LISTEN/NOTIFY on a dedicated connection. Triggers (migrations/0002) NOTIFY in the
- * transaction of each change of a subscription or a principal, so a notification arrives after the
- * commit and never for a change that rolled back.
+ * transaction of each change of a subscription or a principal (and 0004 of the active rule set), so
+ * a notification arrives after the commit and never for a change that rolled back.
  *
  * No change is missed across a lost connection: on every (re)connect the feed first LISTENs, then
  * re-reads the current version of every subscription and reports each one that differs from what it
- * last knew (and, after a reconnect, that any principal may have changed: `name` '*'), so a change
+ * last knew (and, after a reconnect, that any principal and the active rule set may have changed:
+ * `principal '*'` and `rules '*'`), so a change
  * committed while it was disconnected is reported by the re-read, and one committed after the LISTEN
  * by its notification. A consumer may hear of a change twice (or of its own changes): reacting must
  * be idempotent (re-read and apply).
@@ -16,9 +17,12 @@ import { describeUrl, TYPES } from './connect.ts';
 import { mapConnectError } from './errors.ts';
 import { ignore } from './pool.ts';
 
-/** One change: a subscription (by name) or a principal (by id, or '*' for any) was created, changed or removed. */
+/**
+ * One change: a subscription (by name) or a principal (by id, or '*' for any) was created, changed or
+ * removed, or the active rule set moved (`name`: the active version, or '*' when unknown).
+ */
 export interface StateChange {
-  readonly kind: 'subscription' | 'principal';
+  readonly kind: 'subscription' | 'principal' | 'rules';
   readonly name: string;
 }
 
@@ -102,6 +106,7 @@ export class PostgresChangeFeed implements ChangeFeed {
         for (const [name, v] of now) if (this.#known.get(name) !== v) this.#push('subscription', name);
         for (const name of this.#known.keys()) if (!now.has(name)) this.#push('subscription', name);
         this.#push('principal', '*');
+        this.#push('rules', '*');
       }
       this.#known.clear();
       for (const [k, v] of now) this.#known.set(k, v);
@@ -152,7 +157,7 @@ export class PostgresChangeFeed implements ChangeFeed {
       if (typeof m.version === 'number') this.#known.set(m.name, m.version);
       else this.#known.delete(m.name);
       this.#push('subscription', m.name);
-    } else if (m.kind === 'principal') this.#push('principal', m.name);
+    } else if (m.kind === 'principal' || m.kind === 'rules') this.#push(m.kind, m.name);
   }
 
   #push(kind: StateChange['kind'], name: string): void {
