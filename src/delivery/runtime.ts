@@ -172,11 +172,14 @@ export class SubscriptionRuntime {
   async start(): Promise<void> {
     const gen = this.#gen;
     for (const c of this.#recovering) {
-      for (const [offset, count] of c.pending) {
+      for (const [offset, count, prev] of c.pending) {
         const r = await this.#deps.log.readOne(c.partition, offset);
         if (gen !== this.#gen || this.#stopped) return;
         const d = r === undefined ? undefined : decodeRecord(r);
-        if (d !== undefined && this.#matches(d)) this.#take(d, count);
+        if (d === undefined || !this.#matches(d)) continue;
+        this.#take(d, count);
+        const e = this.#parts[c.partition]?.pending.get(offset);
+        if (e !== undefined && prev !== undefined) e.prev = prev;
       }
     }
     this.#recovering = [];
@@ -844,19 +847,16 @@ export class SubscriptionRuntime {
   /** The durable cursor of every partition (ADR 0009). */
   snapshot(): CursorSnapshot[] {
     return this.#parts.map((p) => {
-      const anchors = new Map(p.lastDelivered);
-      const seen = new Set<string>();
-      for (const e of p.pending.values()) {
-        if (e.prev === undefined || seen.has(e.rec.key)) continue;
-        seen.add(e.rec.key);
-        if (e.prev === null) anchors.delete(e.rec.key);
-        else anchors.set(e.rec.key, e.prev);
-      }
+      // Each delivered pending entry keeps its prevPosition, so the chain needs no rewinding at restart.
       return {
         partition: p.partition,
         next: p.next,
-        pending: [...p.pending.values()].map((e) => [e.rec.offset, e.deliveryCount] as const),
-        anchors: [...anchors],
+        pending: [...p.pending.values()].map((e) =>
+          e.prev === undefined
+            ? ([e.rec.offset, e.deliveryCount] as const)
+            : ([e.rec.offset, e.deliveryCount, e.prev] as const),
+        ),
+        anchors: [...p.lastDelivered],
       };
     });
   }

@@ -55,7 +55,8 @@ export class LedgerRecorder {
   /** The last committed cursors of a subscription (at start, before the engine commits). */
   seed(name: string, cursors: readonly CursorSnapshot[]): void {
     const m = new Map<number, Seen>();
-    for (const c of cursors) m.set(c.partition, { next: c.next, pending: new Map(c.pending) });
+    for (const c of cursors)
+      m.set(c.partition, { next: c.next, pending: new Map(c.pending.map(([o, n]) => [o, n] as const)) });
     this.#seen.set(name, m);
   }
 
@@ -83,7 +84,7 @@ export class LedgerRecorder {
     if (seen === undefined) this.#seen.set(name, (seen = new Map()));
     const exceptions = this.introspect.takeExceptions(name);
     for (const s of snaps) {
-      const now = new Map(s.pending);
+      const now = new Map(s.pending.map(([o, n]) => [o, n] as const));
       const prev = seen.get(s.partition);
       seen.set(s.partition, { next: s.next, pending: now });
       // First sight, or a seek backwards: start afresh (the ledger says so by having no record).

@@ -23,8 +23,12 @@ export interface CursorSnapshot {
   readonly partition: number;
   /** The next offset the subscription reads. */
   readonly next: number;
-  /** Offsets in [ackFloor, next) still unresolved, ascending, with their delivery counts. */
-  readonly pending: readonly (readonly [offset: number, deliveryCount: number])[];
+  /**
+   * Offsets in [ackFloor, next) still unresolved, ascending, with their delivery counts and, once
+   * delivered, the offset their delivery named as prevPosition (null: none), kept so that a
+   * redelivery after a restart names the same one.
+   */
+  readonly pending: readonly (readonly [offset: number, deliveryCount: number, prev?: number | null])[];
   /** Per key, the offset the prevPosition chain resumes from. */
   readonly anchors: readonly (readonly [key: string, offset: number])[];
 }
