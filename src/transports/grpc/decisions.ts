@@ -1,6 +1,7 @@
 /** DecisionService (ADR 0012): Publish, PublishStream (batches answered in order), Get, Query. */
 import type { ServerDuplexStream, ServerWritableStream } from '@grpc/grpc-js';
 import type { AppContext } from '../../app-context.ts';
+import { publishAs } from '../publish.ts';
 import { CdsError } from '../../errors/index.ts';
 import type { PublishResult as Published } from '../../ingest/publisher.ts';
 import { allows, isGlobalAdmin, type AuthContext } from '../../security/index.ts';
@@ -42,9 +43,6 @@ function toProto(r: Published): PublishResult {
 
 /** Parses, checks and publishes one atomic batch of JSON-encoded decisions. */
 async function publishBatch(ctx: AppContext, caller: AuthContext, raw: readonly Uint8Array[]) {
-  const started = performance.now();
-  if (!caller.grants.some((g) => g.action === 'publish' || g.action === 'admin'))
-    throw new CdsError('FORBIDDEN', `${caller.name} has no publish scope`);
   const items: unknown[] = new Array(raw.length);
   for (let i = 0; i < raw.length; i++) {
     try {
@@ -55,29 +53,7 @@ async function publishBatch(ctx: AppContext, caller: AuthContext, raw: readonly 
       });
     }
   }
-  const wait = ctx.limiter.decisions(caller.principalId, items.length, caller.rateLimits);
-  if (wait > 0) {
-    ctx.audit.rateLimited(caller.principalId, 'gRPC Publish');
-    ctx.metrics.denied.inc({ code: 'RATE_LIMITED' });
-    throw new CdsError('RATE_LIMITED', `decision rate limit of ${caller.name} exceeded`, {
-      retryAfterSeconds: wait,
-    });
-  }
-  try {
-    const results = await ctx.publisher.publish(items, true, (topic) =>
-      allows(caller.grants, 'publish', topic),
-    );
-    ctx.metrics.batchSize.observe(items.length);
-    let dup = 0;
-    for (const r of results) if (r.duplicate) dup++;
-    ctx.metrics.published.inc(results.length - dup);
-    if (dup > 0) ctx.metrics.duplicates.inc(dup);
-    ctx.metrics.publishSeconds.observe((performance.now() - started) / 1000);
-    return results.map(toProto);
-  } catch (e) {
-    ctx.metrics.rejected.inc({ code: e instanceof CdsError ? e.code : 'INTERNAL' }, items.length);
-    throw e;
-  }
+  return (await publishAs(ctx, caller, items, true, 'gRPC Publish')).map(toProto);
 }
 
 /** The DecisionService implementation. */

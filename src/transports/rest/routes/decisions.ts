@@ -6,6 +6,7 @@ import type { StoredDecision } from '../../../ingest/record.ts';
 import { allows, isGlobalAdmin, type AuthContext } from '../../../security/index.ts';
 import { CursorCodec, fingerprint, parseDecisionQuery } from '../query-params.ts';
 import { callerOf } from '../caller.ts';
+import { publishAs } from '../../publish.ts';
 
 const ID = /^[A-Za-z0-9][A-Za-z0-9._:/-]{0,127}$/;
 /** How long a query waits for acknowledged decisions to reach the index (read-your-writes). */
@@ -28,7 +29,6 @@ export function registerDecisionRoutes(app: FastifyInstance, ctx: AppContext): v
 
   app.post('/v1/decisions', async (req, reply) => {
     const caller = callerOf(req);
-    const started = performance.now();
     const body: unknown = req.body;
     if (body === undefined) {
       throw new CdsError(
@@ -39,32 +39,8 @@ export function registerDecisionRoutes(app: FastifyInstance, ctx: AppContext): v
     }
     const batch = Array.isArray(body);
     const items: unknown[] = batch ? body : [body];
-    if (!caller.grants.some((g) => g.action === 'publish' || g.action === 'admin')) {
-      throw new CdsError('FORBIDDEN', `${caller.name} has no publish scope`);
-    }
-    const wait = ctx.limiter.decisions(caller.principalId, items.length, caller.rateLimits);
-    if (wait > 0) {
-      ctx.audit.rateLimited(caller.principalId, 'POST /v1/decisions');
-      ctx.metrics.denied.inc({ code: 'RATE_LIMITED' });
-      throw new CdsError('RATE_LIMITED', `decision rate limit of ${caller.name} exceeded`, {
-        retryAfterSeconds: wait,
-      });
-    }
-    try {
-      const results = await ctx.publisher.publish(items, batch, (topic) =>
-        allows(caller.grants, 'publish', topic),
-      );
-      ctx.metrics.batchSize.observe(items.length);
-      let dup = 0;
-      for (const r of results) if (r.duplicate) dup++;
-      ctx.metrics.published.inc(results.length - dup);
-      if (dup > 0) ctx.metrics.duplicates.inc(dup);
-      ctx.metrics.publishSeconds.observe((performance.now() - started) / 1000);
-      return reply.code(200).send(batch ? { results } : results[0]);
-    } catch (e) {
-      ctx.metrics.rejected.inc({ code: e instanceof CdsError ? e.code : 'INTERNAL' }, items.length);
-      throw e;
-    }
+    const results = await publishAs(ctx, caller, items, batch, 'POST /v1/decisions');
+    return reply.code(200).send(batch ? { results } : results[0]);
   });
 
   app.get<{ Params: { decisionId: string }; Querystring: Record<string, string> }>(
