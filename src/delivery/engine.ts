@@ -4,7 +4,7 @@
  */
 import type { EventLog } from '../log/index.ts';
 import { SubscriptionMatcher, type ExplainVerdict } from '../routing/index.ts';
-import type { CursorSnapshot, SubscriptionStore } from '../state/subscriptions-port.ts';
+import type { CursorSnapshot, DeadLetter, SubscriptionStore } from '../state/subscriptions-port.ts';
 import type { StartSpec, SubscriptionSpec } from '../subscriptions/spec.ts';
 import { SubscriptionRuntime } from './runtime.ts';
 import { TailReader } from './tail-reader.ts';
@@ -31,6 +31,11 @@ export class DeliveryEngine {
   /** Commits queued or running (the timer skips its tick while there is one). */
   #commitsPending = 0;
   #closed = false;
+  /** Dead letters (and removals) a failed commit could not store, by subscription: stored first next time. */
+  readonly #unsavedDeadLetters = new Map<
+    string,
+    { add: DeadLetter[]; remove: { partition: number; offset: number }[] }
+  >();
 
   constructor(
     private readonly log: EventLog,
@@ -106,6 +111,7 @@ export class DeliveryEngine {
     const rt = this.#runtimes.get(name);
     if (rt === undefined) return;
     this.#runtimes.delete(name);
+    this.#unsavedDeadLetters.delete(name);
     this.#matcher.remove(name);
     rt.stop('NOT_FOUND', `subscription '${name}' was deleted`);
   }
@@ -166,13 +172,32 @@ export class DeliveryEngine {
     return this.#committing;
   }
 
+  /**
+   * A failed write loses nothing: cursors stay dirty and dead letters are kept for the next commit
+   * (the store is unavailable during a PostgreSQL outage). A subscription whose dead letters were not
+   * stored keeps its cursor back too, so that no cursor is stored past a letter that is not.
+   */
   async #commitNow(): Promise<void> {
     const cursors = new Map<string, CursorSnapshot[]>();
     const dirty: SubscriptionRuntime[] = [];
+    let failure: { e: unknown } | undefined;
     for (const [name, rt] of this.#runtimes) {
-      const dl = rt.takeDeadLetters();
-      if (dl.add.length > 0) await this.store.addDeadLetters(name, dl.add);
-      if (dl.remove.length > 0) await this.store.removeDeadLetters(name, dl.remove);
+      const taken = rt.takeDeadLetters();
+      const held = this.#unsavedDeadLetters.get(name);
+      const dl =
+        held === undefined
+          ? taken
+          : { add: [...held.add, ...taken.add], remove: [...held.remove, ...taken.remove] };
+      this.#unsavedDeadLetters.delete(name);
+      try {
+        if (failure !== undefined) throw failure.e; // the store is failing: keep the rest for later
+        if (dl.add.length > 0) await this.store.addDeadLetters(name, dl.add);
+        if (dl.remove.length > 0) await this.store.removeDeadLetters(name, dl.remove);
+      } catch (e) {
+        if (dl.add.length > 0 || dl.remove.length > 0) this.#unsavedDeadLetters.set(name, dl);
+        failure ??= { e };
+        if (dl.add.length > 0) continue; // this cursor waits for its letters (stays dirty)
+      }
       if (!rt.dirty) continue;
       rt.dirty = false;
       dirty.push(rt);
@@ -185,6 +210,7 @@ export class DeliveryEngine {
       throw e;
     }
     if (cursors.size > 0) this.opts.onCommit?.(cursors, Date.now());
+    if (failure !== undefined) throw failure.e;
   }
 
   /** Stops readers and timers, closes consumers with SHUTTING_DOWN, commits last. */
