@@ -125,15 +125,21 @@ if ('skipped' in db) {
         body: { name, topics: ['decisions.>'], start: 'latest' },
       });
       assert.equal(created.status, 201, JSON.stringify(created.body));
+      // A second one whose nacks dead-letter at once: dead letters made during the outage are stored after it.
+      const dlName = 'dead-letters-during-outage';
+      const dlCreated = await t2.request('POST', '/v1/subscriptions', {
+        body: { name: dlName, topics: ['decisions.>'], start: 'latest', maxDeliveries: 1 },
+      });
+      assert.equal(dlCreated.status, 201, JSON.stringify(dlCreated.body));
       const gen = createDecisionGenerator({ seed: testSeed('pg-outage-acks'), idPrefix: 'ack' });
       const batch = gen.take(20);
       const pub = await t2.request('POST', '/v1/decisions', { body: batch });
       assert.equal(pub.status, 200, JSON.stringify(pub.body));
-      const fetchN = async (app: TestApp, n: number, ms: number) => {
+      const fetchN = async (app: TestApp, n: number, ms: number, sub = name) => {
         const out: { position: string; decision: { decisionId: string } }[] = [];
         const end = Date.now() + ms;
         while (out.length < n && Date.now() < end) {
-          const r = await app.request('POST', `/v1/subscriptions/${name}/fetch`, {
+          const r = await app.request('POST', `/v1/subscriptions/${sub}/fetch`, {
             body: { max: n - out.length, waitMs: 200 },
           });
           assert.equal(r.status, 200, JSON.stringify(r.body));
@@ -145,13 +151,18 @@ if ('skipped' in db) {
       // A streaming consumer (what WebSocket and gRPC attach), attached before the outage with no
       // credit. REST pull cannot be used here: each fetch and ack reads the subscription's record
       // (scope check) from PostgreSQL, so during the outage they answer 503 STORAGE_UNAVAILABLE.
-      const got: { position: string; decision: { decisionId: string } }[] = [];
-      const handle = await t2.app.ctx.subscriptions.attach(
-        name,
-        { principalId: 'outage-test', grants: parseScopes(['admin:>']) },
-        { send: (ds) => got.push(...ds.map((d) => JSON.parse(d) as (typeof got)[number])), close: () => {} },
-        0,
-      );
+      type Delivery = { position: string; decision: { decisionId: string } };
+      const consumer = async (sub: string, into: Delivery[]) =>
+        t2!.app.ctx.subscriptions.attach(
+          sub,
+          { principalId: 'outage-test', grants: parseScopes(['admin:>']) },
+          { send: (ds) => into.push(...ds.map((d) => JSON.parse(d) as Delivery)), close: () => {} },
+          0,
+        );
+      const got: Delivery[] = [];
+      const handle = await consumer(name, got);
+      const dlGot: Delivery[] = [];
+      const dlHandle = await consumer(dlName, dlGot);
 
       await server.down();
       let restarted = false;
@@ -166,6 +177,11 @@ if ('skipped' in db) {
           results.every((x) => x.ok),
           JSON.stringify(results),
         );
+        dlHandle.credit(20);
+        dlHandle.pump();
+        await within(5000, 'delivered during the outage (2)', async () => dlGot.length === 20);
+        assert.ok(dlHandle.nack(dlGot.slice(0, 5).map((d) => d.position)).every((x) => x.ok));
+        assert.ok(dlHandle.ack(dlGot.slice(5).map((d) => d.position)).every((x) => x.ok));
         await new Promise((res) => setTimeout(res, 1000)); // several cursor commits fail meanwhile
         await server.up();
         restarted = true;
@@ -195,6 +211,10 @@ if ('skipped' in db) {
         } finally {
           await c.end();
         }
+        await within(5000, 'the dead letters stored after the outage', async () => {
+          const r = await t2!.request('GET', `/v1/subscriptions/${dlName}/dead-letters`);
+          return r.status === 200 && (r.body.deadLetters as unknown[]).length === 5;
+        });
       } finally {
         if (!restarted) await server.up();
       }
@@ -205,6 +225,10 @@ if ('skipped' in db) {
       const again = await fetchN(t2, 20, 3000);
       const ids = (xs: { decision: { decisionId: string } }[]) => xs.map((d) => d.decision.decisionId).sort();
       assert.deepEqual(ids(again), ids(got.slice(10)), 'the unacknowledged ones, and only they, come again');
+      // The second subscription: everything was acked or dead-lettered, so nothing comes again.
+      assert.deepEqual(await fetchN(t2, 20, 1000, dlName), []);
+      const letters = await t2.request('GET', `/v1/subscriptions/${dlName}/dead-letters`);
+      assert.equal(letters.body.deadLetters.length, 5, JSON.stringify(letters.body));
     });
   });
 }
