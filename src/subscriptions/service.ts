@@ -94,6 +94,16 @@ export class SubscriptionService {
     }
   }
 
+  /**
+   * The running subscription: consuming (attach, fetch, ack, nack) checks scopes against the spec the
+   * engine runs, so it needs no store read and keeps working while a shared store is unreachable.
+   */
+  #running(name: string) {
+    const rt = this.engine.get(name);
+    if (rt === undefined) throw new CdsError('NOT_FOUND', `no subscription '${name}'`);
+    return rt;
+  }
+
   async #record(name: string): Promise<SubscriptionRecord> {
     const r = await this.store.get(name);
     if (r === undefined) throw new CdsError('NOT_FOUND', `no subscription '${name}'`);
@@ -368,20 +378,16 @@ export class SubscriptionService {
 
   /** Attaches a streaming consumer (WebSocket) after checking subscribe scopes. */
   async attach(name: string, caller: Caller, sink: ConsumerSink, credits: number): Promise<ConsumerHandle> {
-    const r = await this.#record(name);
-    this.#requireSubscribe(caller, (r.spec as unknown as SubscriptionSpec).topics);
-    const rt = this.engine.get(name);
-    if (rt === undefined) throw new CdsError('NOT_FOUND', `no subscription '${name}'`);
+    const rt = this.#running(name);
+    this.#requireSubscribe(caller, rt.spec.topics);
     return rt.attach(sink, credits);
   }
 
   async #pullConsumer(name: string, caller: Caller) {
-    const r = await this.#record(name);
-    this.#requireSubscribe(caller, (r.spec as unknown as SubscriptionSpec).topics);
+    const rt = this.#running(name);
+    this.#requireSubscribe(caller, rt.spec.topics);
     let p = this.#pull.get(name);
     if (p === undefined) {
-      const rt = this.engine.get(name);
-      if (rt === undefined) throw new CdsError('NOT_FOUND', `no subscription '${name}'`);
       const state: { handle?: ConsumerHandle; collect: string[] | undefined; wake?: () => void } = {
         collect: undefined,
       };
