@@ -3,20 +3,15 @@ import type { FastifyInstance } from 'fastify';
 import type { AppContext } from '../../../app-context.ts';
 import { CdsError } from '../../../errors/index.ts';
 import type { StoredDecision } from '../../../ingest/record.ts';
-import { allows, isGlobalAdmin, type AuthContext } from '../../../security/index.ts';
 import { CursorCodec, fingerprint, parseDecisionQuery } from '../query-params.ts';
 import { callerOf } from '../caller.ts';
+import { maySee, namedDecision, type DecisionRequest } from '../decision-ref.ts';
 import { publishAs } from '../../publish.ts';
 
-const ID = /^[A-Za-z0-9][A-Za-z0-9._:/-]{0,127}$/;
 /** How long a query waits for acknowledged decisions to reach the index (read-your-writes). */
 const INDEX_WAIT_MS = 2000;
 /** Index pages examined per query request before answering with what was found and a cursor. */
 const MAX_SCANS = 8;
-
-function maySee(p: AuthContext, topics: readonly string[]): boolean {
-  return isGlobalAdmin(p.grants) || topics.some((t) => allows(p.grants, 'subscribe', t));
-}
 
 /** The API view of a stored decision. */
 function view(s: StoredDecision): Record<string, unknown> {
@@ -43,44 +38,10 @@ export function registerDecisionRoutes(app: FastifyInstance, ctx: AppContext): v
     return reply.code(200).send(batch ? { results } : results[0]);
   });
 
-  app.get<{ Params: { decisionId: string }; Querystring: Record<string, string> }>(
-    '/v1/decisions/:decisionId',
-    async (req) => {
-      const caller = callerOf(req);
-      const { decisionId } = req.params;
-      if (!ID.test(decisionId)) {
-        throw new CdsError('VALIDATION_FAILED', 'decisionId is not a valid id', {
-          details: { errors: [{ path: 'decisionId', code: 'pattern', message: 'not a valid id' }] },
-        });
-      }
-      let revision: number | undefined;
-      for (const [k, v] of Object.entries(req.query)) {
-        if (k !== 'revision')
-          throw new CdsError('INVALID_QUERY', `unknown parameter ${k}`, {
-            details: {
-              errors: [{ path: k, code: 'unknown_parameter', message: 'only revision is accepted' }],
-            },
-          });
-        if (typeof v !== 'string' || !/^[1-9][0-9]{0,9}$/.test(v)) {
-          throw new CdsError('INVALID_QUERY', 'revision must be a positive integer', {
-            details: { errors: [{ path: 'revision', code: 'range', message: 'a positive integer' }] },
-          });
-        }
-        revision = Number(v);
-      }
-      const found = await ctx.publisher.get(decisionId, revision);
-      if (found === undefined)
-        throw new CdsError(
-          'NOT_FOUND',
-          revision === undefined
-            ? `no decision '${decisionId}'`
-            : `no revision ${revision} of decision '${decisionId}'`,
-        );
-      if (!maySee(caller, found.stored.topics))
-        throw new CdsError('FORBIDDEN', `no subscribe scope for the topics of '${decisionId}'`);
-      return { ...view(found.stored), revisions: found.revisions };
-    },
-  );
+  app.get('/v1/decisions/:decisionId', async (req) => {
+    const found = await namedDecision(ctx, req as DecisionRequest);
+    return { ...view(found.stored), revisions: found.revisions };
+  });
 
   app.get<{ Querystring: Record<string, unknown> }>('/v1/decisions', async (req) => {
     const caller = callerOf(req);

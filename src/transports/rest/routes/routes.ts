@@ -9,10 +9,9 @@ import { CdsError } from '../../../errors/index.ts';
 import { recordRoute, toStored } from '../../../ingest/record.ts';
 import type { RecordedDecision, RecordedRange } from '../../../routing/service.ts';
 import type { DecisionIndexEntry, QueryMark } from '../../../state/index.ts';
-import { allows, isGlobalAdmin } from '../../../security/index.ts';
-import { callerOf, requireGlobalAdmin } from '../caller.ts';
+import { requireGlobalAdmin } from '../caller.ts';
+import { namedDecision } from '../decision-ref.ts';
 
-const ID = /^[A-Za-z0-9][A-Za-z0-9._:/-]{0,127}$/;
 const VERSION = /^(0|[1-9][0-9]{0,9})$/;
 /** How long reads wait for acknowledged decisions to reach the index (read-your-writes). */
 const INDEX_WAIT_MS = 2000;
@@ -138,31 +137,8 @@ export function registerRuleRoutes(app: FastifyInstance, ctx: AppContext): void 
   app.get<{ Params: { decisionId: string }; Querystring: Record<string, unknown> }>(
     '/v1/decisions/:decisionId/route',
     async (req) => {
-      const caller = callerOf(req);
       const { decisionId } = req.params;
-      if (!ID.test(decisionId))
-        throw new CdsError('VALIDATION_FAILED', 'decisionId is not a valid id', {
-          details: { errors: [{ path: 'decisionId', code: 'pattern', message: 'not a valid id' }] },
-        });
-      let revision: number | undefined;
-      for (const [k, v] of Object.entries(req.query)) {
-        if (k !== 'revision')
-          throw badQuery(k, 'unknown_parameter', 'unknown parameter (revision is accepted)');
-        if (typeof v !== 'string' || !/^[1-9][0-9]{0,9}$/.test(v))
-          throw badQuery('revision', 'range', 'a positive integer');
-        revision = Number(v);
-      }
-      const found = await ctx.publisher.get(decisionId, revision);
-      if (found === undefined)
-        throw new CdsError(
-          'NOT_FOUND',
-          revision === undefined
-            ? `no decision '${decisionId}'`
-            : `no revision ${revision} of decision '${decisionId}'`,
-        );
-      const s = found.stored;
-      if (!isGlobalAdmin(caller.grants) && !s.topics.some((t) => allows(caller.grants, 'subscribe', t)))
-        throw new CdsError('FORBIDDEN', `no subscribe scope for the topics of '${decisionId}'`);
+      const s = (await namedDecision(ctx, req)).stored;
       const { partition, offset } = parsePosition(s.position);
       const r = await recorded(ctx, partition, offset);
       if (r === undefined)
