@@ -3,6 +3,7 @@
  * active one. Versions are immutable once stored; a change is a new version. Embedded mode implements
  * it on its own LMDB environment; every adapter passes ./rules-contract.ts unchanged.
  */
+import { CdsError } from '../errors/index.ts';
 
 /** One stored version of a rule set. */
 export interface RuleSetRecord {
@@ -51,4 +52,30 @@ export interface RuleStore {
   activate(pointer: ActivePointer, expectedActive?: number): Promise<void>;
   /** Flushes and releases resources. Idempotent. */
   close(): Promise<void>;
+}
+
+/** Throws unless `create` succeeded; `outcome` is 'ok' or the latest stored version found instead. */
+export function throwCreateOutcome(version: number, outcome: 'ok' | number): void {
+  if (outcome !== 'ok')
+    throw new CdsError(
+      'VERSION_CONFLICT',
+      `rule set version ${version} cannot be created: the latest is ${outcome}`,
+    );
+}
+
+/**
+ * Throws unless `activate` succeeded; `outcome` is 'ok', 'absent' (no such version) or the active
+ * version found instead of `expectedActive`.
+ */
+export function throwActivateOutcome(
+  version: number,
+  expectedActive: number | undefined,
+  outcome: 'ok' | 'absent' | number,
+): void {
+  if (outcome === 'absent') throw new CdsError('NOT_FOUND', `no rule set version ${version}`);
+  if (outcome !== 'ok')
+    throw new CdsError(
+      'VERSION_CONFLICT',
+      `the active rule set is version ${outcome}, not ${String(expectedActive)}`,
+    );
 }

@@ -3,6 +3,7 @@
  * snapshots and dead letters. Embedded mode implements it on its own LMDB environment; cluster mode
  * will implement it on PostgreSQL. Every adapter passes ./subscriptions-contract.ts unchanged.
  */
+import { CdsError } from '../errors/index.ts';
 
 /** A stored subscription: its definition (validated by the subscriptions module) and bookkeeping. */
 export interface SubscriptionRecord {
@@ -84,4 +85,16 @@ export interface SubscriptionStore {
   purgeDeadLetters(name: string): Promise<number>;
   /** Flushes and releases resources. Idempotent. */
   close(): Promise<void>;
+}
+
+/** How a conditional `put` ended, as every adapter decides it inside its transaction. */
+export type PutOutcome = 'ok' | 'exists' | 'absent' | 'conflict';
+
+/** Throws the error a `put` outcome stands for (nothing for 'ok'), worded the same by every adapter. */
+export function throwPutOutcome(name: string, expectedVersion: number, outcome: PutOutcome): void {
+  if (outcome === 'exists')
+    throw new CdsError('ALREADY_EXISTS', `a subscription named '${name}' already exists`);
+  if (outcome === 'absent') throw new CdsError('NOT_FOUND', `no subscription '${name}'`);
+  if (outcome === 'conflict')
+    throw new CdsError('VERSION_CONFLICT', `subscription '${name}' changed since version ${expectedVersion}`);
 }

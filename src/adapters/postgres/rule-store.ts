@@ -7,8 +7,13 @@
  * Every write resolves after COMMIT.
  */
 import type pg from 'pg';
-import { CdsError } from '../../errors/index.ts';
-import type { ActivePointer, RuleSetRecord, RuleStore } from '../../state/rules-port.ts';
+import {
+  throwActivateOutcome,
+  throwCreateOutcome,
+  type ActivePointer,
+  type RuleSetRecord,
+  type RuleStore,
+} from '../../state/rules-port.ts';
 import { openPool, type PoolOptions } from './connect.ts';
 import { query, transaction } from './pool.ts';
 
@@ -108,11 +113,7 @@ export class PostgresRuleStore implements RuleStore {
         await c.query(UPSERT_ACTIVE, [activate.version, activate.activatedAt, activate.activatedBy]);
       return 'ok' as const;
     });
-    if (outcome !== 'ok')
-      throw new CdsError(
-        'VERSION_CONFLICT',
-        `rule set version ${record.version} cannot be created: the latest is ${outcome}`,
-      );
+    throwCreateOutcome(record.version, outcome);
   }
 
   async activate(pointer: ActivePointer, expectedActive?: number): Promise<void> {
@@ -132,12 +133,7 @@ export class PostgresRuleStore implements RuleStore {
         return 'ok' as const;
       },
     );
-    if (outcome === 'absent') throw new CdsError('NOT_FOUND', `no rule set version ${pointer.version}`);
-    if (outcome !== 'ok')
-      throw new CdsError(
-        'VERSION_CONFLICT',
-        `the active rule set is version ${outcome}, not ${String(expectedActive)}`,
-      );
+    throwActivateOutcome(pointer.version, expectedActive, outcome);
   }
 
   close(): Promise<void> {

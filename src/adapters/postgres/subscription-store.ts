@@ -8,11 +8,12 @@
  */
 import type pg from 'pg';
 import { CdsError } from '../../errors/index.ts';
-import type {
-  CursorSnapshot,
-  DeadLetter,
-  SubscriptionRecord,
-  SubscriptionStore,
+import {
+  throwPutOutcome,
+  type CursorSnapshot,
+  type DeadLetter,
+  type SubscriptionRecord,
+  type SubscriptionStore,
 } from '../../state/subscriptions-port.ts';
 import { openPool, type PoolOptions } from './connect.ts';
 import { mapPgError } from './errors.ts';
@@ -144,14 +145,7 @@ export class PostgresSubscriptionStore implements SubscriptionStore {
       if (e instanceof CdsError && e.code === 'ALREADY_EXISTS') return 'exists' as const;
       throw e;
     });
-    if (outcome === 'exists')
-      throw new CdsError('ALREADY_EXISTS', `a subscription named '${record.name}' already exists`);
-    if (outcome === 'absent') throw new CdsError('NOT_FOUND', `no subscription '${record.name}'`);
-    if (outcome === 'conflict')
-      throw new CdsError(
-        'VERSION_CONFLICT',
-        `subscription '${record.name}' changed since version ${expectedVersion}`,
-      );
+    throwPutOutcome(record.name, expectedVersion, outcome);
   }
 
   async delete(name: string): Promise<boolean> {

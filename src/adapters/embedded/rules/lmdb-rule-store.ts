@@ -7,7 +7,13 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { open, type Database, type RootDatabase } from 'lmdb';
 import { CdsError } from '../../../errors/index.ts';
-import type { ActivePointer, RuleSetRecord, RuleStore } from '../../../state/rules-port.ts';
+import {
+  throwActivateOutcome,
+  throwCreateOutcome,
+  type ActivePointer,
+  type RuleSetRecord,
+  type RuleStore,
+} from '../../../state/rules-port.ts';
 
 const ACTIVE = 'active';
 
@@ -67,11 +73,7 @@ export class LmdbRuleStore implements RuleStore {
       if (activate !== undefined) this.meta.putSync(ACTIVE, activate);
       return 'ok';
     });
-    if (outcome !== 'ok')
-      throw new CdsError(
-        'VERSION_CONFLICT',
-        `rule set version ${record.version} cannot be created: the latest is ${outcome}`,
-      );
+    throwCreateOutcome(record.version, outcome);
   }
 
   async activate(pointer: ActivePointer, expectedActive?: number): Promise<void> {
@@ -82,12 +84,7 @@ export class LmdbRuleStore implements RuleStore {
       this.meta.putSync(ACTIVE, pointer);
       return 'ok';
     });
-    if (outcome === 'absent') throw new CdsError('NOT_FOUND', `no rule set version ${pointer.version}`);
-    if (outcome !== 'ok')
-      throw new CdsError(
-        'VERSION_CONFLICT',
-        `the active rule set is version ${outcome}, not ${String(expectedActive)}`,
-      );
+    throwActivateOutcome(pointer.version, expectedActive, outcome);
   }
 
   close(): Promise<void> {

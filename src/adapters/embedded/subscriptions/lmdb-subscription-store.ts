@@ -8,11 +8,12 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { open, type Database, type RootDatabase } from 'lmdb';
 import { CdsError } from '../../../errors/index.ts';
-import type {
-  CursorSnapshot,
-  DeadLetter,
-  SubscriptionRecord,
-  SubscriptionStore,
+import {
+  throwPutOutcome,
+  type CursorSnapshot,
+  type DeadLetter,
+  type SubscriptionRecord,
+  type SubscriptionStore,
 } from '../../../state/subscriptions-port.ts';
 
 type CursorKey = [string, number];
@@ -68,14 +69,7 @@ export class LmdbSubscriptionStore implements SubscriptionStore {
       if (cursors !== undefined) this.replaceCursors(record.name, cursors);
       return 'ok';
     });
-    if (outcome === 'exists')
-      throw new CdsError('ALREADY_EXISTS', `a subscription named '${record.name}' already exists`);
-    if (outcome === 'absent') throw new CdsError('NOT_FOUND', `no subscription '${record.name}'`);
-    if (outcome === 'conflict')
-      throw new CdsError(
-        'VERSION_CONFLICT',
-        `subscription '${record.name}' changed since version ${expectedVersion}`,
-      );
+    throwPutOutcome(record.name, expectedVersion, outcome);
   }
 
   async delete(name: string): Promise<boolean> {
