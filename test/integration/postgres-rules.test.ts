@@ -66,8 +66,11 @@ if ('skipped' in db || 'skipped' in db2) {
         assert.equal(await b.latest(), n);
       }
       // Two activations expecting the same active version: one wins.
+      // Both targets differ from the current version: activating the current one again would leave
+      // the pointer where the other store expects it, and both would rightly succeed.
       const cur = (await a.active())?.version ?? 0;
-      const outcomes = await Promise.allSettled([a.activate(pointer(1), cur), b.activate(pointer(2), cur)]);
+      const [t1, t2] = [1, 2, 3].filter((v) => v !== cur) as [number, number];
+      const outcomes = await Promise.allSettled([a.activate(pointer(t1), cur), b.activate(pointer(t2), cur)]);
       assert.equal(outcomes.filter((o) => o.status === 'fulfilled').length, 1, JSON.stringify(outcomes));
     });
 
