@@ -75,6 +75,11 @@ export class LmdbLedgerStore implements LedgerStore {
     return n;
   }
 
+  /** Copies the environment (ledger records) from one read snapshot to `<dir>/data.mdb`; `dir` exists (cds backup, ADR 0014). */
+  backup(dir: string): Promise<void> {
+    return this.env.backup(dir, false);
+  }
+
   close(): Promise<void> {
     this.#closing ??= this.env.close();
     return this.#closing;

@@ -1,2 +1,7 @@
 /** The embedded EventLog adapter: a segment log in the data directory (ADR 0002). */
-export { SegmentLog, DEFAULT_SEGMENT_BYTES, type SegmentLogOptions } from './segment-log.ts';
+export {
+  SegmentLog,
+  DEFAULT_SEGMENT_BYTES,
+  type SegmentLogOptions,
+  type LogSnapshot,
+} from './segment-log.ts';

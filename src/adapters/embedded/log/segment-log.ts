@@ -30,6 +30,27 @@ export interface SegmentLogOptions {
   readonly newEpoch?: boolean;
 }
 
+/** A point-in-time description of the log's files (SegmentLog.snapshot). */
+export interface LogSnapshot {
+  readonly dir: string;
+  readonly epoch: string;
+  /** Offset of the first record held. */
+  readonly first: number;
+  /** Offset the next record will get: everything before it is acknowledged. */
+  readonly next: number;
+  readonly segments: readonly {
+    readonly base: number;
+    /** File names in `dir`. */
+    readonly file: string;
+    readonly index: string;
+    /** Committed bytes of the segment file. */
+    readonly bytes: number;
+    readonly records: number;
+    /** False for the active (last) segment, whose file grows and whose index is not durable. */
+    readonly sealed: boolean;
+  }[];
+}
+
 /** Default size at which a segment rolls (the configuration's `log.segmentBytes` default). */
 export const DEFAULT_SEGMENT_BYTES = 256 * 1024 * 1024;
 /** One group commit writes at most this much (one larger batch alone may exceed it). */
@@ -625,6 +646,29 @@ export class SegmentLog implements EventLog {
 
   private get first(): number {
     return this.segments[0]!.base;
+  }
+
+  /**
+   * What a backup copies (ADR 0014), captured at one instant: the acknowledged extent and, per
+   * segment, its files and committed bytes. Segments are append-only, so a copy of each file's first
+   * `bytes` holds exactly the records before `next`; the last segment's index is rebuilt on open.
+   */
+  snapshot(): LogSnapshot {
+    const last = this.segments.length - 1;
+    return {
+      dir: this.dir,
+      epoch: this.epoch,
+      first: this.first,
+      next: this.next,
+      segments: this.segments.map((s, i) => ({
+        base: s.base,
+        file: `${segName(s.base)}.seg`,
+        index: `${segName(s.base)}.idx`,
+        bytes: s.size,
+        records: s.count,
+        sealed: i < last,
+      })),
+    };
   }
 
   /** The one partition's first and next offsets. */

@@ -87,6 +87,11 @@ export class LmdbRuleStore implements RuleStore {
     throwActivateOutcome(pointer.version, expectedActive, outcome);
   }
 
+  /** Copies the environment (rule-set versions and the active pointer) from one read snapshot to `<dir>/data.mdb`; `dir` exists (cds backup, ADR 0014). */
+  backup(dir: string): Promise<void> {
+    return this.env.backup(dir, false);
+  }
+
   close(): Promise<void> {
     this.#closing ??= this.env.close();
     return this.#closing;

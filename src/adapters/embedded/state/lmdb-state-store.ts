@@ -4,14 +4,16 @@
  * decision index writes through its own worker (see decision-index.ts). Every promise that writes
  * resolves after LMDB committed with its default sync, i.e. durably.
  */
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { chainNext, type AuditEvent, type AuditRecord } from '../../../domain/audit.ts';
 import { CdsError } from '../../../errors/index.ts';
 import type { AuditStore, MetaStore, Principal, PrincipalStore, StateStore } from '../../../state/port.ts';
 import { LmdbDecisionIndex } from './decision-index.ts';
 import { IndexWriterClient } from './index-writer-client.ts';
+import { runPath } from './id-index.ts';
 import { openDbs, type StateDbs } from './layout.ts';
+import { ROW, rowFiles } from './rows.ts';
 
 /** StateStore on LMDB in the data directory. */
 export class LmdbStateStore implements StateStore {
@@ -25,6 +27,7 @@ export class LmdbStateStore implements StateStore {
     private readonly dbs: StateDbs,
     private readonly writer: IndexWriterClient,
     decisions: LmdbDecisionIndex,
+    private readonly path: string,
   ) {
     this.principals = new LmdbPrincipals(dbs);
     this.audit = new LmdbAudit(dbs);
@@ -64,10 +67,34 @@ export class LmdbStateStore implements StateStore {
         await writer.close();
         throw e;
       }
-      return new LmdbStateStore(dbs, writer, ref.index);
+      return new LmdbStateStore(dbs, writer, ref.index, path);
     } catch (e) {
       await dbs.env.close();
       throw e;
+    }
+  }
+
+  /**
+   * Copies the environment from one read snapshot to `<dir>/data.mdb` (`dir` exists; cds backup,
+   * ADR 0014) and returns the decision-index files to copy with it, each with the length that
+   * snapshot committed (runs whole). Copy them promptly: a run merged away is deleted 30 s later.
+   * The copy's checkpoint then matches its rows; the index catches up from the log at start.
+   */
+  async backup(dir: string): Promise<{ readonly file: string; readonly bytes: number | undefined }[]> {
+    await this.dbs.env.backup(dir, false);
+    const copy = openDbs(dir);
+    try {
+      const stats = copy.decisionStats;
+      const runs = (stats.get(['runs']) as unknown as number[] | undefined) ?? [];
+      const files = rowFiles(this.path);
+      return [
+        { file: files.rows, bytes: (stats.get(['rows']) ?? 0) * ROW },
+        { file: files.ids, bytes: stats.get(['idsBytes']) ?? 0 },
+        ...runs.map((seq) => ({ file: runPath(this.path, seq), bytes: undefined })),
+      ];
+    } finally {
+      await copy.env.close();
+      rmSync(join(dir, 'lock.mdb'), { force: true });
     }
   }
 

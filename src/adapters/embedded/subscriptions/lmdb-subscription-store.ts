@@ -154,6 +154,11 @@ export class LmdbSubscriptionStore implements SubscriptionStore {
     });
   }
 
+  /** Copies the environment (subscriptions, cursors and dead letters) from one read snapshot to `<dir>/data.mdb`; `dir` exists (cds backup, ADR 0014). */
+  backup(dir: string): Promise<void> {
+    return this.env.backup(dir, false);
+  }
+
   close(): Promise<void> {
     this.closing ??= this.env.close();
     return this.closing;

@@ -45,6 +45,11 @@ export class LmdbWebhookStore implements WebhookStore {
     return this.db.remove(id);
   }
 
+  /** Copies the environment (webhook endpoints and their secrets) from one read snapshot to `<dir>/data.mdb`; `dir` exists (cds backup, ADR 0014). */
+  backup(dir: string): Promise<void> {
+    return this.env.backup(dir, false);
+  }
+
   close(): Promise<void> {
     this.#closing ??= this.env.close();
     return this.#closing;
