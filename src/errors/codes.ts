@@ -223,6 +223,41 @@ export const ERROR_CODES = {
     false,
     'The Accept header names no media type the endpoint answers (text/event-stream for the SSE endpoint).',
   ),
+  TARGET_NOT_EMPTY: spec(
+    409,
+    GrpcStatus.FAILED_PRECONDITION,
+    4530,
+    false,
+    'A backup or restore target directory exists and is not empty; nothing was written. Name a new or empty directory.',
+  ),
+  BACKUP_INCOMPLETE: spec(
+    422,
+    GrpcStatus.FAILED_PRECONDITION,
+    4531,
+    false,
+    'The backup directory has no manifest.json (written last): the backup did not finish. Restore refuses it.',
+  ),
+  BACKUP_CORRUPT: spec(
+    422,
+    GrpcStatus.FAILED_PRECONDITION,
+    4532,
+    false,
+    'A backup file is missing, or its size or SHA-256 differs from the manifest, or the manifest is unreadable; the message names the file.',
+  ),
+  BACKUP_IN_PROGRESS: spec(
+    409,
+    GrpcStatus.ABORTED,
+    4010,
+    true,
+    'Another backup of this instance is running; retry when it has finished.',
+  ),
+  NOT_SUPPORTED: spec(
+    501,
+    GrpcStatus.UNIMPLEMENTED,
+    4533,
+    false,
+    'The operation is not available in this run mode (for example `cds backup` with state on PostgreSQL).',
+  ),
 } as const satisfies Record<string, ErrorSpec>;
 
 /** A stable error code. */
