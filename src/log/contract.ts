@@ -244,7 +244,10 @@ export function eventLogContract(
       const p = pos[0]!.partition;
       const oldFirst = extentOf(log, p).first;
       const bound = pos[35]!.offset;
+      const predicted = log.trimPoint(p, bound);
+      assert.equal(extentOf(log, p).first, oldFirst, 'trimPoint trims nothing');
       const first = await log.trim(p, bound);
+      assert.equal(first, predicted, 'trim leaves what trimPoint said');
       assert.ok(first <= bound && first >= oldFirst, `new first ${first} within [${oldFirst}, ${bound}]`);
       assert.equal(extentOf(log, p).first, first);
       for (let i = 35; i < recs.length; i++)

@@ -83,6 +83,13 @@ export interface EventLog {
    */
   trim(partition: number, beforeOffset: number): Promise<number>;
 
+  /**
+   * The first offset `trim(partition, beforeOffset)` would leave now, without trimming (retention
+   * decides who loses what before it trims, ADR 0014). Trimming to the answer then drops exactly the
+   * units before it, whatever is appended meanwhile.
+   */
+  trimPoint(partition: number, beforeOffset: number): number;
+
   /** First and next offsets of every partition. */
   extents(): PartitionExtent[];
 

@@ -644,6 +644,14 @@ export class SegmentLog implements EventLog {
     return this.first;
   }
 
+  /** The base of the segment holding `beforeOffset` (the first offset trim would leave), never past the active one. */
+  trimPoint(partition: number, beforeOffset: number): number {
+    this.checkPartition(partition);
+    let i = 0;
+    while (i + 1 < this.segments.length && this.segments[i + 1]!.base <= beforeOffset) i++;
+    return this.segments[i]!.base;
+  }
+
   private get first(): number {
     return this.segments[0]!.base;
   }
