@@ -13,6 +13,7 @@ export const GrpcStatus = {
   RESOURCE_EXHAUSTED: 8,
   FAILED_PRECONDITION: 9,
   ABORTED: 10,
+  OUT_OF_RANGE: 11,
   UNIMPLEMENTED: 12,
   INTERNAL: 13,
   UNAVAILABLE: 14,
@@ -257,6 +258,20 @@ export const ERROR_CODES = {
     4533,
     false,
     'The operation is not available in this run mode (for example `cds backup` with state on PostgreSQL).',
+  ),
+  UNKNOWN_TOPIC: spec(
+    404,
+    GrpcStatus.NOT_FOUND,
+    4560,
+    false,
+    'Nothing was ever stored on the topic (or on any topic the pattern matches): no decision in the decision index carries it.',
+  ),
+  POSITION_TRIMMED: spec(
+    410,
+    GrpcStatus.OUT_OF_RANGE,
+    4561,
+    false,
+    'A position lies before the first record the log still holds (retention removed it); `details.first` is where the log starts now.',
   ),
 } as const satisfies Record<string, ErrorSpec>;
 
