@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { patternErrors, topicErrors, topicMatches } from './topics.ts';
+import { patternErrors, patternsOverlap, topicErrors, topicMatches } from './topics.ts';
 
 describe('topics', () => {
   it('matches * to one token and > to the rest', () => {
@@ -19,5 +19,23 @@ describe('topics', () => {
     assert.deepEqual(patternErrors('a.*.>'), []);
     assert.equal(patternErrors('a.>.b')[0]?.code, 'invalid_pattern');
     assert.equal(patternErrors('')[0]?.code, 'invalid_pattern');
+  });
+  it('tells whether two patterns share a topic', () => {
+    const yes: [string, string][] = [
+      ['decisions.>', 'decisions.equity.pf-1'],
+      ['decisions.*.pf-1', 'decisions.equity.*'],
+      ['>', 'a'],
+      ['a.*', 'a.>'],
+      ['a.b.>', 'a.*.c'],
+    ];
+    const no: [string, string][] = [
+      ['decisions.fx.>', 'decisions.equity.>'],
+      ['a.*', 'a.b.c'],
+      ['a.>', 'a'],
+      ['a.b', 'a.c'],
+      ['a.*.c', 'a.b.d'],
+    ];
+    for (const [a, b] of yes) assert.ok(patternsOverlap(a, b) && patternsOverlap(b, a), `${a} ~ ${b}`);
+    for (const [a, b] of no) assert.ok(!patternsOverlap(a, b) && !patternsOverlap(b, a), `${a} !~ ${b}`);
   });
 });

@@ -63,3 +63,17 @@ export function topicMatches(pattern: string, topic: string): boolean {
   }
   return p.length === t.length;
 }
+
+/** Whether two (valid) patterns match at least one topic in common (a scope check on a pattern). */
+export function patternsOverlap(a: string, b: string): boolean {
+  const x = a.split('.');
+  const y = b.split('.');
+  for (let i = 0; ; i++) {
+    if (i === x.length || i === y.length) return x.length === y.length;
+    const s = x[i];
+    const t = y[i];
+    // Both have a token here; '>' takes this one and any after it.
+    if (s === '>' || t === '>') return true;
+    if (s !== '*' && t !== '*' && s !== t) return false;
+  }
+}
