@@ -422,6 +422,41 @@ export function stateStoreContract(
 
     // ------------------------------------------------------------ meta
 
+    test('decisions: trim forgets the entries of a partition below the bound, and only those', async () => {
+      const u = uid();
+      const [p1, p2] = [uniquePartition(), uniquePartition()];
+      const t = timeBase();
+      const es = [0, 1, 2, 3].map((o) =>
+        entry({
+          decisionId: `t${o % 2}-${u}`,
+          revision: 1 + (o >> 1),
+          partition: p1,
+          offset: o,
+          receivedAt: t + o,
+        }),
+      );
+      const other = entry({ decisionId: `t9-${u}`, revision: 1, partition: p2, offset: 0, receivedAt: t });
+      await store.decisions.add([...es, other], { [p1]: 4, [p2]: 1 });
+      await store.decisions.trim(p1, 2);
+      await store.decisions.trim(p1, 1); // a lower bound changes nothing
+      assert.equal(await store.decisions.get(`t0-${u}`, 1), undefined);
+      assert.deepEqual(await store.decisions.get(`t0-${u}`), es[2]);
+      assert.deepEqual((await store.decisions.revisions([`t1-${u}`])).get(`t1-${u}`), [
+        { revision: 2, partition: p1, offset: 3 },
+      ]);
+      assert.deepEqual(await store.decisions.get(`t9-${u}`), other, 'another partition keeps its entries');
+      const page = await store.decisions.query(
+        { fromTime: t, toTime: t + 10, latestOnly: false },
+        { limit: 10, order: 'asc' },
+      );
+      assert.deepEqual(
+        page.entries.map((e) => `${e.partition}:${e.offset}`),
+        [`${p2}:0`, `${p1}:2`, `${p1}:3`],
+      );
+      await store.decisions.trim(p1, 4);
+      assert.equal((await store.decisions.revisions([`t0-${u}`, `t1-${u}`])).size, 0);
+    });
+
     test('meta: get, set and overwrite', async () => {
       const k = `k-${uid()}`;
       assert.equal(await store.meta.get(k), undefined);

@@ -151,6 +151,12 @@ export interface DecisionIndex {
   ): Promise<QueryPage>;
   /** Counts of indexed entries (revisions) and distinct decisions. */
   counts(): Promise<{ revisions: number; decisions: number }>;
+  /**
+   * Forgets the entries of a partition below `beforeOffset`, because retention trimmed the log there
+   * (ADR 0014): get, revisions and query never return them again. Durable on resolve; a bound at or
+   * below one already applied changes nothing. Counts may still include forgotten entries.
+   */
+  trim(partition: number, beforeOffset: number): Promise<void>;
 }
 
 // ---------------------------------------------------------------- meta

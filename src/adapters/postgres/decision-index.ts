@@ -185,6 +185,14 @@ export class PostgresDecisionIndex implements DecisionIndex {
     return { entries };
   }
 
+  async trim(partition: number, beforeOffset: number): Promise<void> {
+    await this.run(
+      'forgetting trimmed decisions',
+      'DELETE FROM cds_decisions WHERE partition = $1 AND "offset" < $2',
+      [partition, beforeOffset],
+    );
+  }
+
   private async run<R extends pg.QueryResultRow>(
     what: string,
     sql: string,

@@ -33,6 +33,8 @@ import { AT, RowReader, ZONE_STRIDE, ZoneMap } from './rows.ts';
 const TOPIC_CACHE = 256;
 
 const TOP = Number.MAX_SAFE_INTEGER;
+/** Meta key prefix of the per-partition floors (`decisions.floor.<partition>` -> offset). */
+const FLOOR = 'decisions.floor.';
 
 /** DecisionIndex over the id index (id-index.ts), the dictionaries, zones and row files. */
 export class LmdbDecisionIndex implements DecisionIndex {
@@ -44,6 +46,8 @@ export class LmdbDecisionIndex implements DecisionIndex {
   rows = 0;
   readonly reader: RowReader;
   private readonly ids: IdIndex;
+  /** Per partition, the offset below which entries are forgotten (retention trimmed the log). */
+  private readonly floors = new Map<number, number>();
 
   constructor(
     private readonly dbs: StateDbs,
@@ -58,6 +62,20 @@ export class LmdbDecisionIndex implements DecisionIndex {
     const flushedRows = dbs.decisionStats.get(['flushedRows']) ?? 0;
     this.ids.setRuns((dbs.decisionStats.get(['runs']) as unknown as number[] | undefined) ?? [], flushedRows);
     this.ids.loadRows(flushedRows, this.rows);
+    for (const { key, value } of dbs.meta.getRange({ start: FLOOR, end: `${FLOOR}~` }))
+      this.floors.set(Number(key.slice(FLOOR.length)), Number(value));
+  }
+
+  /** Whether an entry at this position is forgotten (below its partition's floor). */
+  private trimmed(partition: number, offset: number): boolean {
+    const f = this.floors.get(partition);
+    return f !== undefined && offset < f;
+  }
+
+  async trim(partition: number, beforeOffset: number): Promise<void> {
+    if (beforeOffset <= (this.floors.get(partition) ?? 0)) return;
+    await this.dbs.meta.put(`${FLOOR}${partition}`, String(beforeOffset));
+    this.floors.set(partition, beforeOffset);
   }
 
   /**
@@ -132,13 +150,14 @@ export class LmdbDecisionIndex implements DecisionIndex {
       if (flat === undefined) continue;
       const list: RevisionRef[] = [];
       for (let i = 0; i < flat.length; i += 4) {
+        if (this.trimmed(flat[i + 1] as number, flat[i + 2] as number)) continue;
         list.push({
           revision: flat[i] as number,
           partition: flat[i + 1] as number,
           offset: flat[i + 2] as number,
         });
       }
-      out.set(id, list);
+      if (list.length > 0) out.set(id, list);
     }
     return out;
   }
@@ -148,7 +167,7 @@ export class LmdbDecisionIndex implements DecisionIndex {
     if (flat === undefined || flat.length === 0) return undefined;
     let i = flat.length - 4;
     if (revision !== undefined) while (i >= 0 && flat[i] !== revision) i -= 4;
-    if (i < 0) return undefined;
+    if (i < 0 || this.trimmed(flat[i + 1] as number, flat[i + 2] as number)) return undefined;
     const row = flat[i + 3] as number;
     if (row >= this.rows) return undefined;
     return this.decode(this.reader.rows(row, 1), 0);
@@ -163,7 +182,10 @@ export class LmdbDecisionIndex implements DecisionIndex {
     q: DecisionQuery,
     opts: { after?: QueryMark; limit: number; order: 'asc' | 'desc'; scanLimit?: number },
   ): Promise<QueryPage> {
-    return scanPage(this, q, opts);
+    const page = scanPage(this, q, opts);
+    if (this.floors.size === 0) return page;
+    // Forgotten rows are still in the row files (not compacted yet): leave them out of the page.
+    return { ...page, entries: page.entries.filter((e) => !this.trimmed(e.partition, e.offset)) };
   }
 
   /** Per topic-set code, 1 if one of its topics matches `pattern` (cached, extended as codes are added). */
