@@ -37,6 +37,7 @@ import { SubscriptionService } from './subscriptions/index.ts';
 import { buildRestServer } from './transports/rest/server.ts';
 import { buildGrpcServer, type GrpcServer } from './transports/grpc/index.ts';
 import { WebhookService } from './transports/webhook/service.ts';
+import { BackupService, type BackupParts } from './backup/index.ts';
 
 /** A built application: its services, its REST server, and its lifecycle. */
 export interface App {
@@ -175,6 +176,25 @@ export async function buildApp(config: Config, opts: { logger?: Logger } = {}): 
     const webhookStore = LmdbWebhookStore.open(dataDir);
     opened.push(() => webhookStore.close());
     const webhooks = new WebhookService(webhookStore, subscriptions, audit, logger);
+    const backupParts: BackupParts | undefined =
+      log instanceof SegmentLog &&
+      state instanceof LmdbStateStore &&
+      subscriptionStore instanceof LmdbSubscriptionStore &&
+      ruleStore instanceof LmdbRuleStore
+        ? {
+            dataDir,
+            log,
+            envs: [
+              { folder: 'state', backup: (d) => state.backup(d) },
+              { folder: 'subscriptions', backup: (d) => subscriptionStore.backup(d) },
+              { folder: 'rules', backup: (d) => ruleStore.backup(d) },
+              { folder: 'webhooks', backup: (d) => webhookStore.backup(d) },
+              { folder: 'ledger', backup: (d) => ledgerStore.backup(d) },
+            ],
+            files: ['admin.key'],
+          }
+        : undefined;
+    const backups = new BackupService(backupParts, audit);
     const ctx: AppContext = {
       config,
       logger,
@@ -194,6 +214,7 @@ export async function buildApp(config: Config, opts: { logger?: Logger } = {}): 
       ledger,
       webhooks,
       rules,
+      backups,
     };
 
     const t0 = performance.now();
@@ -233,6 +254,7 @@ export async function buildApp(config: Config, opts: { logger?: Logger } = {}): 
             logger.warn(
               'drain timed out; closing with publishes still in flight (they were not acknowledged)',
             );
+          await backups.idle(); // a backup being written finishes before its sources close
           await feed?.close();
           await feedDone;
           await grpc.close(); // streams end with SHUTTING_DOWN; their consumers detach before the last commit

@@ -10,6 +10,7 @@
  *   cds keys create --name N --scope S [--scope S ...]
  *   cds keys list | cds keys revoke ID
  *   cds verify-audit [--data-dir DIR | --url URL]
+ *   cds backup --to DIR [--offline --data-dir D]    cds restore --from DIR --data-dir NEW
  *
  * Client commands use --url / CDS_URL (default http://127.0.0.1:8480) and --key / CDS_API_KEY
  * (default: the admin key file in the data directory).
@@ -18,6 +19,7 @@ import { parseArgs } from 'node:util';
 import { loadConfig, printableConfig } from '../config/index.ts';
 import { CdsError } from '../errors/index.ts';
 import { call, clientOptions, HttpError } from './client.ts';
+import { backupCommand, restoreCommand } from './backup.ts';
 import { explainDecision } from './explain.ts';
 import { openInput, publishLines } from './publish.ts';
 import { serve } from './serve.ts';
@@ -236,6 +238,10 @@ export async function runCli(io: CliIo): Promise<number> {
         if (!result.ok) io.stderr('cds verify-audit: AUDIT_CHAIN_BROKEN: the audit trail was altered');
         return result.ok ? 0 : 1;
       }
+      case 'backup':
+        return await backupCommand(args, io);
+      case 'restore':
+        return await restoreCommand(args, io);
       case 'help':
       case '--help':
       case '-h':

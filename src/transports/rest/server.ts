@@ -10,6 +10,7 @@ import { Authenticator, type AuthContext } from '../../security/index.ts';
 import { errorHandler, sendError } from './errors.ts';
 import { registerDecisionRoutes } from './routes/decisions.ts';
 import { registerAdminRoutes } from './routes/admin.ts';
+import { registerBackupRoutes } from './routes/backups.ts';
 import { registerOpsRoutes } from './routes/ops.ts';
 import { registerSubscriptionRoutes } from './routes/subscriptions.ts';
 import { registerSubscriptionStatsRoutes } from './routes/subscription-stats.ts';
@@ -107,6 +108,7 @@ export async function buildRestServer(ctx: AppContext): Promise<FastifyInstance>
   registerOpsRoutes(app, ctx);
   registerDecisionRoutes(app, ctx);
   registerAdminRoutes(app, ctx);
+  registerBackupRoutes(app, ctx);
   registerSubscriptionRoutes(app, ctx);
   registerSubscriptionStatsRoutes(app, ctx);
   registerLedgerRoutes(app, ctx);
