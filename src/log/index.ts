@@ -1,1 +1,2 @@
 export type { EventLog, AppendRecord, LogRecord, Appended, PartitionExtent } from './port.ts';
+export { firstAtOrAfter } from './time-seek.ts';

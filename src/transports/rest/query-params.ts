@@ -44,7 +44,8 @@ const KNOWN = new Set([
   'revisions',
 ]);
 
-function time(v: string, name: string, errors: FieldError[]): number | undefined {
+/** Milliseconds of an RFC 3339 date-time with a zone; otherwise a `format` error naming the parameter. */
+export function parseTime(v: string, name: string, errors: FieldError[]): number | undefined {
   if (
     /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-]\d{2}:\d{2})$/.test(v) &&
     !Number.isNaN(Date.parse(v))
@@ -147,8 +148,8 @@ export function parseDecisionQuery(raw: Record<string, unknown>, cursors: Cursor
   ) {
     errors.push({ path: 'minPriority', code: 'range', message: 'is above maxPriority' });
   }
-  if (s['from'] !== undefined) q['fromTime'] = time(s['from'], 'from', errors);
-  if (s['to'] !== undefined) q['toTime'] = time(s['to'], 'to', errors);
+  if (s['from'] !== undefined) q['fromTime'] = parseTime(s['from'], 'from', errors);
+  if (s['to'] !== undefined) q['toTime'] = parseTime(s['to'], 'to', errors);
   if (typeof q['fromTime'] === 'number' && typeof q['toTime'] === 'number' && q['fromTime'] >= q['toTime']) {
     errors.push({ path: 'from', code: 'range', message: 'must be before to' });
   }

@@ -1,0 +1,5 @@
+/** Historical retrieval, the latest-revision view and their NDJSON lines (ADR 0014). */
+export { resolveRange, type Bound, type PartitionRange } from './range.ts';
+export { ChunkWriter, LineEncoder, expiresAtOf, type LineOptions } from './lines.ts';
+export { historyChunks, CHUNK_BYTES, READ_BATCH, type HistoryChunk } from './reader.ts';
+export { latestChunks, type LatestOptions } from './latest.ts';
