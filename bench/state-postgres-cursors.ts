@@ -100,9 +100,9 @@ async function run(url: string): Promise<{ batched: Result; naive: Result }> {
       0,
     );
   const commits = Array.from({ length: 8 }, (_, i) => commitOf(names, i)); // built ahead: measure the store
-  const batched = await measure((n) =>
-    store.saveCursors(commits[n % commits.length] as Map<string, CursorSnapshot[]>),
-  );
+  const batched = await measure(async (n) => {
+    await store.saveCursors(commits[n % commits.length] as Map<string, CursorSnapshot[]>);
+  });
   await store.close();
 
   const client = new pg.Client({ connectionString: url });

@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import { isCdsError } from '../errors/index.ts';
+import type { LeaseStore } from './leases-port.ts';
 import type {
   CursorSnapshot,
   DeadLetter,
@@ -13,9 +14,14 @@ import type {
   SubscriptionStore,
 } from './subscriptions-port.ts';
 
+/** The title of the fencing case, which an adapter without leases skips (saying why). */
+export const STALE_TOKEN_CASE = 'a cursor commit with a stale fencing token is refused and writes nothing';
+
 /** What an adapter's `open` gives the suite. */
 export interface SubscriptionContractSubject {
   readonly store: SubscriptionStore;
+  /** The leases of the same database, where the adapter supports them (cluster mode, ADR 0014). */
+  readonly leases?: LeaseStore;
   /** Opens the same store again after the suite closed it. */
   readonly reopen?: () => Promise<SubscriptionStore>;
   readonly cleanup: () => Promise<void>;
@@ -71,6 +77,7 @@ export function subscriptionStoreContract(
     });
     after(async () => {
       await store?.close();
+      await subject?.leases?.close();
       await subject?.cleanup();
     });
 
@@ -116,6 +123,46 @@ export function subscriptionStoreContract(
       );
       assert.deepEqual(await store.loadCursors(a), ca);
       assert.deepEqual(await store.loadCursors(b), cb);
+    });
+
+    test('a fenced commit with the current token is written; without leases any token is current', async () => {
+      const n = uniq('f');
+      await store.put(rec(n), 0);
+      const token =
+        subject.leases === undefined ? 7 : (await subject.leases.acquire('me', [n], 60_000)).get(n);
+      assert.ok(token !== undefined);
+      const c: CursorSnapshot[] = [{ partition: 0, next: 4, pending: [[2, 1, null]], anchors: [['k', 1]] }];
+      assert.deepEqual(await store.saveCursors(new Map([[n, c]]), new Map([[n, token]])), []);
+      assert.deepEqual(await store.loadCursors(n), c);
+    });
+
+    test(STALE_TOKEN_CASE, async () => {
+      const leases = subject.leases;
+      assert.ok(leases, 'an adapter with leases gives them to the suite');
+      const a = uniq('stale');
+      const b = uniq('other');
+      await store.put(rec(a), 0, [{ partition: 0, next: 1, pending: [], anchors: [] }]);
+      await store.put(rec(b), 0);
+      const old = (await leases.acquire('A', [a], 100)).get(a) as number;
+      await new Promise((r) => setTimeout(r, 200)); // A's lease expires; B takes it
+      const cur = (await leases.acquire('B', [a], 60_000)).get(a) as number;
+      assert.ok(cur > old);
+      const stale: CursorSnapshot[] = [{ partition: 0, next: 99, pending: [], anchors: [] }];
+      const other: CursorSnapshot[] = [{ partition: 0, next: 5, pending: [], anchors: [] }];
+      // One commit: the stale name is refused and listed; an unfenced name in it is written.
+      const refused = await store.saveCursors(
+        new Map([
+          [a, stale],
+          [b, other],
+        ]),
+        new Map([[a, old]]),
+      );
+      assert.deepEqual(refused, [a]);
+      assert.deepEqual(await store.loadCursors(a), [{ partition: 0, next: 1, pending: [], anchors: [] }]);
+      assert.deepEqual(await store.loadCursors(b), other);
+      const fresh: CursorSnapshot[] = [{ partition: 0, next: 7, pending: [], anchors: [] }];
+      assert.deepEqual(await store.saveCursors(new Map([[a, fresh]]), new Map([[a, cur]])), []);
+      assert.deepEqual(await store.loadCursors(a), fresh);
     });
 
     test('dead letters: add, list in order with paging, remove, purge', async () => {

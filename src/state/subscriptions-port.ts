@@ -1,7 +1,7 @@
 /**
  * The SubscriptionStore port (DESIGN 5, 6; ADR 0009): durable subscriptions with versions, cursor
  * snapshots and dead letters. Embedded mode implements it on its own LMDB environment; cluster mode
- * will implement it on PostgreSQL. Every adapter passes ./subscriptions-contract.ts unchanged.
+ * on PostgreSQL. Every adapter passes ./subscriptions-contract.ts unchanged.
  */
 import { CdsError } from '../errors/index.ts';
 
@@ -68,8 +68,17 @@ export interface SubscriptionStore {
   ): Promise<void>;
   /** Removes a subscription with its cursors and dead letters; resolves false if it was absent. */
   delete(name: string): Promise<boolean>;
-  /** Replaces the cursors of several subscriptions in one atomic write; names not stored are ignored. */
-  saveCursors(entries: ReadonlyMap<string, readonly CursorSnapshot[]>): Promise<void>;
+  /**
+   * Replaces the cursors of several subscriptions in one atomic write; names not stored are ignored.
+   * `fences` gives, per name, the fencing token of the lease the committer holds (cluster mode, ADR
+   * 0014): a name whose token is not its lease's current one is refused, nothing of it is written, and
+   * it is in the resolved list (the committer lost the lease). Names without a token are written
+   * unfenced. An adapter without leases (embedded: one process) accepts every token and resolves [].
+   */
+  saveCursors(
+    entries: ReadonlyMap<string, readonly CursorSnapshot[]>,
+    fences?: ReadonlyMap<string, number>,
+  ): Promise<string[]>;
   /** The cursors of a subscription (empty when none), by partition ascending. */
   loadCursors(name: string): Promise<CursorSnapshot[]>;
   /** Stores dead letters (a letter at the same position replaces the stored one). Ignored for unknown names. */

@@ -5,7 +5,11 @@
 import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
 import pg from 'pg';
-import { PostgresChangeFeed, PostgresSubscriptionStore } from '../../src/adapters/postgres/index.ts';
+import {
+  PostgresChangeFeed,
+  PostgresLeaseStore,
+  PostgresSubscriptionStore,
+} from '../../src/adapters/postgres/index.ts';
 import type { StateChange } from '../../src/adapters/postgres/index.ts';
 import { isCdsError } from '../../src/errors/index.ts';
 import type { CursorSnapshot } from '../../src/state/subscriptions-port.ts';
@@ -25,6 +29,7 @@ if ('skipped' in started) {
     if ('skipped' in db) throw new Error(db.skipped);
     return {
       store: await PostgresSubscriptionStore.open(db.url),
+      leases: await PostgresLeaseStore.open(db.url),
       reopen: () => PostgresSubscriptionStore.open(db.url),
       cleanup: () => db.stop(),
     };

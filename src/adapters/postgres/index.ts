@@ -11,3 +11,4 @@ export {
   type ChangeFeedOptions,
   type StateChange,
 } from './change-feed.ts';
+export { PostgresLeaseStore } from './lease-store.ts';

@@ -3,8 +3,8 @@
  * migrations/0002_subscriptions.sql, 0003_cursor_sets.sql). Subscriptions with versions checked
  * under a row lock, a subscription's cursor snapshots as one row of JSON text, dead letters one row
  * per position. Cursor commits are batched: `saveCursors` writes every subscription's snapshots of one engine commit in one
- * statement (one round trip, one transaction), whatever the number of subscriptions. Every write
- * resolves after COMMIT.
+ * statement (one round trip, one transaction), whatever the number of subscriptions, each fenced by
+ * its lease's token when given (migrations/0005, ADR 0014). Every write resolves after COMMIT.
  */
 import type pg from 'pg';
 import { CdsError } from '../../errors/index.ts';
@@ -36,41 +36,62 @@ const toRecord = (r: SubscriptionRow): SubscriptionRecord => ({
 });
 
 /**
- * Upserts the cursor sets of several subscriptions (migrations/0003): $1 names, $2 partition lists
- * (array literals), $3 the snapshots as JSON text. When the new text covers every stored partition
- * (the engine always commits them all) it replaces the stored one without being parsed; otherwise
- * the stored partitions it does not cover are kept (merged in SQL). Rows go in name order, so that
- * concurrent commits of several instances lock in one order.
+ * Upserts the cursor sets of several subscriptions (migrations/0003) and resolves the names refused
+ * for a stale fencing token (ADR 0014): $1 names, $2 partition lists (array literals), $3 the
+ * snapshots as JSON text, $4 the tokens (null: unfenced). A fenced row is written only if its lease
+ * (migrations/0005) holds that token; the lease rows are locked FOR SHARE, so a takeover (which
+ * changes the token) either waits for this commit or is seen by it: a stale owner's commit can never
+ * land after its successor took the lease. When the new text covers every stored partition (the
+ * engine always commits them all) it replaces the stored one without being parsed; otherwise the
+ * stored partitions it does not cover are kept (merged in SQL). Rows and locks go in name order, so
+ * that concurrent commits of several instances lock in one order.
  */
-const UPSERT_CURSORS = `INSERT INTO cds_subscription_cursor_sets AS c (name, partitions, cursors)
-  SELECT r.name, r.partitions::integer[], r.cursors
-  FROM unnest($1::text[], $2::text[], $3::text[]) AS r(name, partitions, cursors)
-  WHERE EXISTS (SELECT 1 FROM cds_subscriptions s WHERE s.name = r.name)
-  ORDER BY r.name COLLATE "C"
-  ON CONFLICT (name) DO UPDATE SET
-    cursors = CASE WHEN c.partitions <@ EXCLUDED.partitions THEN EXCLUDED.cursors ELSE (
-      SELECT json_agg(x.v ORDER BY (x.v->>'partition')::integer)::text FROM (
-        SELECT v FROM json_array_elements(EXCLUDED.cursors::json) v
-        UNION ALL
-        SELECT v FROM json_array_elements(c.cursors::json) v
-        WHERE NOT ((v->>'partition')::integer = ANY (EXCLUDED.partitions))) x) END,
-    partitions = CASE WHEN c.partitions <@ EXCLUDED.partitions THEN EXCLUDED.partitions ELSE (
-      SELECT array_agg(DISTINCT p ORDER BY p) FROM unnest(c.partitions || EXCLUDED.partitions) p) END`;
+const UPSERT_CURSORS = `WITH r AS (
+    SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[]) AS x(name, partitions, cursors, token)
+  ), held AS (
+    SELECT l.name, l.token FROM cds_leases l
+    WHERE l.name IN (SELECT name FROM r WHERE token IS NOT NULL)
+    ORDER BY l.name FOR SHARE
+  ), ok AS (
+    SELECT r.* FROM r
+    WHERE r.token IS NULL OR EXISTS (SELECT 1 FROM held h WHERE h.name = r.name AND h.token = r.token)
+  ), up AS (
+    INSERT INTO cds_subscription_cursor_sets AS c (name, partitions, cursors)
+    SELECT ok.name, ok.partitions::integer[], ok.cursors FROM ok
+    WHERE EXISTS (SELECT 1 FROM cds_subscriptions s WHERE s.name = ok.name)
+    ORDER BY ok.name COLLATE "C"
+    ON CONFLICT (name) DO UPDATE SET
+      cursors = CASE WHEN c.partitions <@ EXCLUDED.partitions THEN EXCLUDED.cursors ELSE (
+        SELECT json_agg(x.v ORDER BY (x.v->>'partition')::integer)::text FROM (
+          SELECT v FROM json_array_elements(EXCLUDED.cursors::json) v
+          UNION ALL
+          SELECT v FROM json_array_elements(c.cursors::json) v
+          WHERE NOT ((v->>'partition')::integer = ANY (EXCLUDED.partitions))) x) END,
+      partitions = CASE WHEN c.partitions <@ EXCLUDED.partitions THEN EXCLUDED.partitions ELSE (
+        SELECT array_agg(DISTINCT p ORDER BY p) FROM unnest(c.partitions || EXCLUDED.partitions) p) END
+  )
+  SELECT r.name FROM r WHERE r.token IS NOT NULL AND NOT EXISTS (SELECT 1 FROM ok WHERE ok.name = r.name)`;
 
-/** The parameters of UPSERT_CURSORS for some subscriptions' snapshots (snapshots by partition ascending). */
+/**
+ * The parameters of UPSERT_CURSORS for some subscriptions' snapshots (snapshots by partition
+ * ascending), in name order, with their fencing tokens where given.
+ */
 function cursorParams(
   entries: Iterable<readonly [string, readonly CursorSnapshot[]]>,
-): [string[], string[], string[]] {
+  fences?: ReadonlyMap<string, number>,
+): [string[], string[], string[], (number | null)[]] {
   const names: string[] = [];
   const parts: string[] = [];
   const texts: string[] = [];
-  for (const [name, cursors] of entries) {
+  const tokens: (number | null)[] = [];
+  for (const [name, cursors] of [...entries].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
     const sorted = [...cursors].sort((x, y) => x.partition - y.partition);
     names.push(name);
     parts.push(`{${sorted.map((c) => c.partition).join(',')}}`);
     texts.push(JSON.stringify(sorted));
+    tokens.push(fences?.get(name) ?? null);
   }
-  return [names, parts, texts];
+  return [names, parts, texts, tokens];
 }
 
 /** SubscriptionStore on PostgreSQL. */
@@ -159,11 +180,14 @@ export class PostgresSubscriptionStore implements SubscriptionStore {
     return rows.length > 0;
   }
 
-  async saveCursors(entries: ReadonlyMap<string, readonly CursorSnapshot[]>): Promise<void> {
-    if (entries.size === 0) return;
-    const sorted = [...entries].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+  async saveCursors(
+    entries: ReadonlyMap<string, readonly CursorSnapshot[]>,
+    fences?: ReadonlyMap<string, number>,
+  ): Promise<string[]> {
+    if (entries.size === 0) return [];
     try {
-      await this.pool.query(UPSERT_CURSORS, cursorParams(sorted));
+      const { rows } = await this.pool.query<{ name: string }>(UPSERT_CURSORS, cursorParams(entries, fences));
+      return rows.map((r) => r.name);
     } catch (e) {
       // 23503: a subscription deleted (by another instance) between the EXISTS and the insert; the
       // engine keeps the snapshots dirty and retries at its next commit, where EXISTS skips it.

@@ -89,14 +89,16 @@ export class LmdbSubscriptionStore implements SubscriptionStore {
     for (const c of cursors) this.cursors.putSync([name, c.partition], c);
   }
 
-  async saveCursors(entries: ReadonlyMap<string, readonly CursorSnapshot[]>): Promise<void> {
-    if (entries.size === 0) return;
+  /** One process holds this store (the data directory's lock), so a fencing token is never stale here. */
+  async saveCursors(entries: ReadonlyMap<string, readonly CursorSnapshot[]>): Promise<string[]> {
+    if (entries.size === 0) return [];
     await this.env.transaction(() => {
       for (const [name, cursors] of entries) {
         if (this.subs.get(name) === undefined) continue;
         for (const c of cursors) this.cursors.putSync([name, c.partition], c);
       }
     });
+    return [];
   }
 
   async loadCursors(name: string): Promise<CursorSnapshot[]> {
