@@ -62,6 +62,13 @@ export interface SubscriptionStats {
   readonly lastAckAt: string | null;
   readonly consumers: readonly ConsumerView[];
   readonly cursors: readonly { partition: number; next: number; ackFloor: number; pending: number }[];
+  /** What `drop` retention policies removed before this subscription acknowledged it (ADR 0014). */
+  readonly retentionLost: {
+    /** Pending entries lost since this process started (unread ones are not counted). */
+    readonly pending: number;
+    /** The latest losses (at most 100): positions [from, to) per partition, ISO time. */
+    readonly ranges: readonly { partition: number; from: string; to: string; pending: number; at: string }[];
+  };
 }
 
 /** The numbers Prometheus gets per subscription at scrape time. */
@@ -239,6 +246,16 @@ export class DeliveryIntrospect {
       lastAckAt: t.lastAckAt === undefined ? null : new Date(t.lastAckAt).toISOString(),
       consumers,
       cursors,
+      retentionLost: {
+        pending: k.retentionLost,
+        ranges: rt.losses.map((l) => ({
+          partition: l.partition,
+          from: formatPosition(l.partition, l.from),
+          to: formatPosition(l.partition, l.to),
+          pending: l.pending,
+          at: new Date(l.at).toISOString(),
+        })),
+      },
     };
   }
 

@@ -14,14 +14,36 @@ import { analyseFilter, filterHolds, type AnalysedFilter } from '../routing/inde
 import type { CursorSnapshot, DeadLetter } from '../state/subscriptions-port.ts';
 import { tryCompileTransform, type SubscriptionSpec } from '../subscriptions/spec.ts';
 import { decodeRecord, encodeDelivery, type DecodedRecord } from './decoded.ts';
-import type { AckResult, ConsumerHandle, ConsumerSink, SubscriptionCounters } from './types.ts';
+import type {
+  AckResult,
+  ConsumerHandle,
+  ConsumerNotice,
+  ConsumerSink,
+  SubscriptionCounters,
+} from './types.ts';
 
 const READ_BATCH = 256;
 const MAX_ANCHORS = 65_536;
 const EXPEDITED = 10;
 
 /** How a pending entry was resolved. */
-export type Outcome = 'acked' | 'filtered' | 'expired' | 'superseded' | 'deadLettered' | 'skipped';
+export type Outcome =
+  'acked' | 'filtered' | 'expired' | 'superseded' | 'deadLettered' | 'skipped' | 'retentionLost';
+
+/** Records a `drop` retention policy removed before this subscription acknowledged them (ADR 0014). */
+export interface RetentionLoss {
+  readonly partition: number;
+  /** Offsets [from, to): the ack floor then, and where the subscription goes on. */
+  readonly from: number;
+  readonly to: number;
+  /** Pending entries among them (read, not acknowledged); unread ones are not counted. */
+  readonly pending: number;
+  /** Milliseconds since the epoch. */
+  readonly at: number;
+}
+
+/** Losses kept for the stats (the ledger keeps them all). */
+const MAX_LOSSES = 100;
 
 interface Entry {
   readonly rec: DecodedRecord;
@@ -120,7 +142,10 @@ export class SubscriptionRuntime {
     transformFailures: 0,
     skipped: 0,
     ackTimeouts: 0,
+    retentionLost: 0,
   };
+  /** The latest retention losses, oldest first (at most MAX_LOSSES). */
+  readonly losses: RetentionLoss[] = [];
   /** Set when something to persist changed since the last commit. */
   dirty = false;
   /** Observes each resolution (introspection, the ledger); it never changes what happens. */
@@ -284,6 +309,7 @@ export class SubscriptionRuntime {
           continue;
         }
         for (const r of recs) {
+          if (r.offset < part.next) continue; // retention moved the cursor past it meanwhile
           const d = decodeRecord(r);
           if (d !== undefined && this.#matches(d)) this.#take(d, 0);
           part.next = r.offset + 1;
@@ -903,6 +929,54 @@ export class SubscriptionRuntime {
     }
     this.#schedulePump();
     return n;
+  }
+
+  /** The ack floor of a partition: its first pending offset, else its read position. */
+  floor(partition: number): number | undefined {
+    const p = this.#parts[partition];
+    return p === undefined ? undefined : this.#floor(p);
+  }
+
+  /**
+   * A `drop` retention policy removes [floor, before) of a partition (ADR 0014): pending entries there
+   * are resolved as retentionLost, the read position moves to `before`, connected consumers get a
+   * notice. Returns the loss, or undefined when the subscription had nothing there.
+   */
+  retentionLost(partition: number, before: number, now = Date.now()): RetentionLoss | undefined {
+    const part = this.#parts[partition];
+    if (part === undefined) return undefined;
+    const from = this.#floor(part);
+    if (from >= before) return undefined;
+    let pending = 0;
+    for (const e of [...part.pending.values()]) {
+      if (e.rec.offset >= before) continue;
+      this.#resolve(e, 'retentionLost');
+      pending++;
+    }
+    if (part.next < before) part.next = before;
+    const loss: RetentionLoss = { partition, from, to: before, pending, at: now };
+    this.losses.push(loss);
+    if (this.losses.length > MAX_LOSSES) this.losses.shift();
+    this.dirty = true;
+    const notice: ConsumerNotice = {
+      type: 'retention-lost',
+      subscription: this.spec.name,
+      partition,
+      from: formatPosition(partition, from),
+      to: formatPosition(partition, before),
+      pending,
+      at: new Date(now).toISOString(),
+    };
+    for (const c of this.#consumers.values()) {
+      try {
+        c.sink.notice?.(notice);
+      } catch (e) {
+        this.#deps.onError(e);
+      }
+    }
+    this.#resumeReading();
+    this.#schedulePump();
+    return loss;
   }
 
   /** Resolves a held (poisoned) entry so its key flows again; false if the position is not held. */

@@ -7,6 +7,8 @@ export interface ConsumerSink {
   send(deliveries: readonly string[]): void;
   /** Ends the connection with a registry code (the consumer is detached first). */
   close(code: ErrorCode, message: string): void;
+  /** Optional: transports that can carry notices (WebSocket, SSE) implement it; others show them in stats. */
+  notice?(n: ConsumerNotice): void;
 }
 
 /** A consumer attached to a subscription. */
@@ -47,4 +49,21 @@ export interface SubscriptionCounters {
   transformFailures: number;
   skipped: number;
   ackTimeouts: number;
+  /** Pending entries a `drop` retention policy removed before they were acknowledged (ADR 0014). */
+  retentionLost: number;
+}
+
+/** A notice to a consumer that is not a delivery (ADR 0014: retention removed unacknowledged records). */
+export interface ConsumerNotice {
+  readonly type: 'retention-lost';
+  readonly subscription: string;
+  readonly partition: number;
+  /** First position removed for this subscription (its ack floor then). */
+  readonly from: string;
+  /** First position still there: the subscription goes on from here. */
+  readonly to: string;
+  /** Pending (read, unacknowledged) entries among them; the unread ones are not counted. */
+  readonly pending: number;
+  /** ISO 8601. */
+  readonly at: string;
 }

@@ -18,6 +18,11 @@ export interface CommitRecord {
   readonly d: readonly number[];
   /** Resolutions that were not acks: [offset, outcome] (filtered, expired, superseded, deadLettered, skipped). */
   readonly x: readonly (readonly [number, string])[];
+  /**
+   * Offsets a `drop` retention policy removed before the subscription acknowledged them, as flat
+   * half-open ranges (ADR 0014): written before the log is trimmed, so no loss goes unrecorded.
+   */
+  readonly l?: readonly number[];
 }
 
 /** Where a record belongs. */

@@ -23,6 +23,7 @@ export type LedgerState =
   | 'superseded'
   | 'held'
   | 'skipped'
+  | 'retention-lost'
   | 'filtered';
 
 /** One matching subscription's line of the ledger. */
@@ -69,6 +70,7 @@ const EXCEPTION_STATE: Record<string, LedgerState> = {
   superseded: 'superseded',
   deadLettered: 'dead-lettered',
   skipped: 'skipped',
+  retentionLost: 'retention-lost',
 };
 
 /** Answers ledger queries. */
@@ -120,6 +122,19 @@ export class LedgerService {
       deliveries,
       ...(explain ? { filtered } : {}),
     };
+  }
+
+  /** Records that a `drop` retention policy removed [from, to) of a partition for a subscription (ADR 0014). */
+  recordRetentionLoss(subscription: string, partition: number, from: number, to: number, at: number) {
+    return this.store.append([
+      { subscription, partition, record: { t: at, lo: from, hi: to, r: [], d: [], x: [], l: [from, to] } },
+    ]);
+  }
+
+  /** Whether the ledger holds a retention loss of this offset for the subscription. */
+  async retentionLost(subscription: string, partition: number, offset: number): Promise<boolean> {
+    const records = await this.store.find(subscription, partition, offset, MAX_SCAN);
+    return records.some((r) => r.l !== undefined && inRanges(r.l, offset));
   }
 
   /** A subscription created after the decision, starting at the tail (or later), never takes it. */
@@ -232,6 +247,8 @@ function times(
   let exception: string | undefined;
   let exceptionAt = -1;
   for (const r of records) {
+    // Retention removed it before an ack: that is final, whatever the later cursor commits say.
+    if (r.l !== undefined && inRanges(r.l, o)) return { exception: 'retentionLost' };
     if (inRanges(r.d, o) && (delivered === undefined || r.t < delivered)) delivered = r.t;
     if (inRanges(r.r, o) && (resolved === undefined || r.t > resolved)) resolved = r.t;
     for (const [xo, outcome] of r.x)

@@ -66,6 +66,8 @@ export class Session {
   readonly sink: ConsumerSink = {
     send: (d) => this.#deliver(d),
     close: (code, message) => this.#closeFromEngine(code, message),
+    // A notice is not a delivery: no id, not retained for a reconnect (the stats keep it).
+    notice: (n) => this.#res?.write(`event: notice\ndata: ${JSON.stringify(n)}\n\n`),
   };
 
   /** Whether an event with this id was sent by this session (confirmed or not). */

@@ -2,7 +2,8 @@
  * The WebSocket transport at /v1/ws (DESIGN 7; ADR 0009), with the `ws` package on the HTTP server's
  * upgrade event. JSON text frames. Client ops: `subscribe`, `ack`, `ackUpTo`, `nack`, `credits`,
  * `update` (a live PATCH), `ping`. Server frames: `subscribed`, `deliveries` (a batch), `ack`/`nack`
- * results, `updated`, `pong`, `heartbeat`, `error`. A bad message gets an `error` frame, never a close.
+ * results, `updated`, `pong`, `heartbeat`, `notice` (retention removed unacknowledged records, ADR
+ * 0014), `error`. A bad message gets an `error` frame, never a close.
  */
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
@@ -127,6 +128,7 @@ function session(ws: WebSocket, principal: AuthContext, ctx: AppContext): void {
                 send(
                   `{"type":"deliveries","subscription":${JSON.stringify(name)},"deliveries":[${d.join(',')}]}`,
                 ),
+              notice: (n) => send(JSON.stringify({ ...n, type: 'notice', notice: n.type })),
               close: (code, message) => {
                 consumer = undefined;
                 ws.close(ERROR_CODES[code].ws, message.slice(0, 120));
