@@ -273,6 +273,13 @@ export const ERROR_CODES = {
     false,
     'A position lies before the first record the log still holds (retention removed it); `details.first` is where the log starts now.',
   ),
+  NOT_OWNER: spec(
+    421,
+    GrpcStatus.UNAVAILABLE,
+    4020,
+    true,
+    'A subscription is dispatched by another instance (cluster mode, ADR 0015): `details.owner` gives its advertised `url` and `grpc` address (null while no instance holds the lease); connect there, or retry after `Retry-After` seconds.',
+  ),
 } as const satisfies Record<string, ErrorSpec>;
 
 /** A stable error code. */
