@@ -129,6 +129,12 @@ export type GrpcSubscriberEvent =
       readonly attempt: number;
     }
   | { readonly type: 'deliveries'; readonly deliveries: GrpcDelivery[] }
+  /**
+   * This stream found the log at another epoch than the previous one: the service was restored from
+   * a backup (or reset). Positions of the old epoch mean nothing now; unacknowledged deliveries come
+   * again from the subscription's restored cursor, in the new epoch (ADR 0014).
+   */
+  | { readonly type: 'epochChanged'; readonly previous: string; readonly epoch: string }
   | {
       readonly type: 'reconnecting';
       readonly attempt: number;
@@ -158,6 +164,7 @@ export class GrpcSubscriber implements AsyncIterable<GrpcSubscriberEvent> {
   #attempt = 0;
   #nextId = 2;
   #lastSeen = Date.now();
+  #epoch: string | undefined;
   readonly #timer: NodeJS.Timeout;
 
   constructor(opts: GrpcSubscriberOptions) {
@@ -195,6 +202,10 @@ export class GrpcSubscriber implements AsyncIterable<GrpcSubscriberEvent> {
         });
       } else if (m.subscribed !== undefined) {
         this.#attempt = 0;
+        const previous = this.#epoch;
+        this.#epoch = m.subscribed.epoch;
+        if (previous !== undefined && previous !== m.subscribed.epoch)
+          this.#push({ type: 'epochChanged', previous, epoch: m.subscribed.epoch });
         this.#push({
           type: 'subscribed',
           consumer: m.subscribed.consumer,

@@ -44,6 +44,11 @@ export interface Gap {
 export class GapDetector {
   readonly #seen = new Map<string, string[]>();
 
+  /** Forgets every chain (the log's epoch changed: positions of before name nothing now). */
+  reset(): void {
+    this.#seen.clear();
+  }
+
   /** Records one delivery; returns the gap it reveals, if any. */
   check(d: Delivery): Gap | undefined {
     let seen = this.#seen.get(d.key);
@@ -69,7 +74,13 @@ export class GapDetector {
 
 /** What the client reports. */
 export type SubscriberEvent =
-  | { readonly type: 'connected'; readonly consumer: string }
+  | { readonly type: 'connected'; readonly consumer: string; readonly epoch: string }
+  /**
+   * This connection found the log at another epoch than the previous one did: the service was
+   * restored from a backup (or reset). Positions of the old epoch mean nothing now: what was not
+   * acknowledged before comes again from the subscription's restored cursor, in the new epoch.
+   */
+  | { readonly type: 'epochChanged'; readonly previous: string; readonly epoch: string }
   | { readonly type: 'deliveries'; readonly deliveries: readonly Delivery[] }
   | ({ readonly type: 'gap' } & Gap)
   | { readonly type: 'error'; readonly error: { code: string; message: string } }
@@ -107,6 +118,7 @@ export class Subscriber {
   #closed = false;
   #seq = 0;
   #delay: number;
+  #epoch: string | undefined;
   readonly #waiting = new Map<number, (r: AckOutcome[]) => void>();
   readonly #updates = new Map<number, (r: UpdateOutcome) => void>();
   readonly #events: SubscriberEvent[] = [];
@@ -170,9 +182,17 @@ export class Subscriber {
       });
     }
     switch (f['type']) {
-      case 'subscribed':
+      case 'subscribed': {
         this.#delay = this.#opts.reconnect === false ? 0 : (this.#opts.reconnect?.minMs ?? 50);
-        return this.#emit({ type: 'connected', consumer: String(f['consumer']) });
+        const epoch = String(f['epoch']);
+        const previous = this.#epoch;
+        this.#epoch = epoch;
+        if (previous !== undefined && previous !== epoch) {
+          this.gaps.reset();
+          this.#emit({ type: 'epochChanged', previous, epoch });
+        }
+        return this.#emit({ type: 'connected', consumer: String(f['consumer']), epoch });
+      }
       case 'deliveries': {
         if (this.dropNextFrames > 0) {
           this.dropNextFrames--;
@@ -222,16 +242,34 @@ export class Subscriber {
     });
   }
 
-  /** Acks positions and, by default, grants as many credits back. Resolves [] when disconnected. */
-  async ack(positions: readonly string[], opts: { credit?: boolean } = {}): Promise<AckOutcome[]> {
-    const r = await this.#request({ op: 'ack', positions });
+  /** The log epoch of the current (or last) connection; undefined before the first. */
+  get epoch(): string | undefined {
+    return this.#epoch;
+  }
+
+  /**
+   * Acks positions and, by default, grants as many credits back. Resolves [] when disconnected.
+   * The ack names the epoch of this connection (or `opts.epoch`, the epoch of the deliveries): the
+   * service refuses positions of another epoch with EPOCH_MISMATCH.
+   */
+  async ack(
+    positions: readonly string[],
+    opts: { credit?: boolean; epoch?: string } = {},
+  ): Promise<AckOutcome[]> {
+    const epoch = opts.epoch ?? this.#epoch;
+    const r = await this.#request({ op: 'ack', positions, ...(epoch === undefined ? {} : { epoch }) });
     if (opts.credit !== false && positions.length > 0) this.credit(positions.length);
     return r;
   }
 
   /** Negative acks: the deliveries come again after `delayMs` (or the backoff). */
   async nack(positions: readonly string[], delayMs?: number): Promise<AckOutcome[]> {
-    const r = await this.#request({ op: 'nack', positions, ...(delayMs === undefined ? {} : { delayMs }) });
+    const r = await this.#request({
+      op: 'nack',
+      positions,
+      ...(delayMs === undefined ? {} : { delayMs }),
+      ...(this.#epoch === undefined ? {} : { epoch: this.#epoch }),
+    });
     this.credit(positions.length);
     return r;
   }

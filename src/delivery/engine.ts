@@ -2,6 +2,7 @@
  * The delivery engine (ADR 0009): the shared tail reader, the matcher of every live subscription,
  * one runtime per subscription, the timer that expires leases, and batched cursor commits.
  */
+import { CdsError } from '../errors/index.ts';
 import type { EventLog } from '../log/index.ts';
 import { SubscriptionMatcher, type ExplainVerdict } from '../routing/index.ts';
 import type { CursorSnapshot, DeadLetter, SubscriptionStore } from '../state/subscriptions-port.ts';
@@ -137,6 +138,12 @@ export class DeliveryEngine {
     if (start.kind === 'latest') return ext.map((e) => e.next);
     if (start.kind === 'earliest') return ext.map((e) => e.first);
     if (start.kind === 'positions') {
+      if (start.epoch !== undefined && start.epoch !== this.log.epoch)
+        throw new CdsError(
+          'EPOCH_MISMATCH',
+          `positions of epoch ${start.epoch}, but the log is at epoch ${this.log.epoch} (restored or reset): start from a position of this epoch, a time, "earliest" or "latest"`,
+          { details: { epoch: start.epoch, current: this.log.epoch } },
+        );
       const out = ext.map((e) => e.next);
       for (const s of start.positions) {
         const [p, o] = s.split(':').map(Number) as [number, number];

@@ -11,7 +11,12 @@ import { lineColumn, tryAnalyseFilter } from '../routing/index.ts';
 export type StartSpec =
   | { readonly kind: 'latest' }
   | { readonly kind: 'earliest' }
-  | { readonly kind: 'positions'; readonly positions: readonly string[] }
+  | {
+      readonly kind: 'positions';
+      readonly positions: readonly string[];
+      /** The log epoch the positions belong to, when the client named it (a resume token does): another epoch is refused. */
+      readonly epoch?: string;
+    }
   | { readonly kind: 'time'; readonly time: string };
 
 /** What happens when the consumers are slower than the flow. */
@@ -189,7 +194,16 @@ function transformOf(v: unknown, errors: FieldError[]): string | undefined {
 function startOf(v: unknown, errors: FieldError[]): StartSpec | undefined {
   if (v === 'latest' || v === 'earliest') return { kind: v };
   if (isObj(v)) {
-    const keys = Object.keys(v);
+    const epoch = v['epoch'];
+    const keys = Object.keys(v).filter((k) => k !== 'epoch');
+    if (epoch !== undefined && (typeof epoch !== 'string' || !/^[0-9a-f]{1,64}$/.test(epoch))) {
+      errors.push({
+        path: '/start/epoch',
+        code: 'pattern',
+        message: 'a log epoch (hex), as deliveries carry it',
+      });
+      return undefined;
+    }
     if (keys.length === 1 && (keys[0] === 'position' || keys[0] === 'positions')) {
       const raw = v['position'] ?? v['positions'];
       const list = Array.isArray(raw) ? raw : [raw];
@@ -202,7 +216,7 @@ function startOf(v: unknown, errors: FieldError[]): StartSpec | undefined {
         });
         return undefined;
       }
-      return { kind: 'positions', positions: list as string[] };
+      return { kind: 'positions', positions: list as string[], ...(epoch === undefined ? {} : { epoch }) };
     }
     if (keys.length === 1 && keys[0] === 'time') {
       const t = v['time'];
@@ -216,7 +230,8 @@ function startOf(v: unknown, errors: FieldError[]): StartSpec | undefined {
   errors.push({
     path: '/start',
     code: 'type',
-    message: '"latest", "earliest", {"position": "p:o"}, {"positions": [...]} or {"time": ISO 8601}',
+    message:
+      '"latest", "earliest", {"position": "p:o"}, {"positions": [...]} (either with an optional "epoch") or {"time": ISO 8601}',
   });
   return undefined;
 }

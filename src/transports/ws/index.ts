@@ -1,7 +1,8 @@
 /**
  * The WebSocket transport at /v1/ws (DESIGN 7; ADR 0009), with the `ws` package on the HTTP server's
  * upgrade event. JSON text frames. Client ops: `subscribe`, `ack`, `ackUpTo`, `nack`, `credits`,
- * `update` (a live PATCH), `ping`. Server frames: `subscribed`, `deliveries` (a batch), `ack`/`nack`
+ * `update` (a live PATCH), `ping`; an ack or nack may name the `epoch` of its positions (another
+ * epoch answers EPOCH_MISMATCH per position). Server frames: `subscribed`, `deliveries` (a batch), `ack`/`nack`
  * results, `updated`, `pong`, `heartbeat`, `notice` (retention removed unacknowledged records, ADR
  * 0014), `error`. A bad message gets an `error` frame, never a close.
  */
@@ -10,7 +11,7 @@ import type { Duplex } from 'node:stream';
 import type { FastifyInstance } from 'fastify';
 import { WebSocketServer, type WebSocket } from 'ws';
 import type { AppContext } from '../../app-context.ts';
-import type { ConsumerHandle } from '../../delivery/index.ts';
+import type { AckResult, ConsumerHandle } from '../../delivery/index.ts';
 import { CdsError, ERROR_CODES, isCdsError } from '../../errors/index.ts';
 import { Authenticator, type AuthContext } from '../../security/index.ts';
 
@@ -103,6 +104,14 @@ function session(ws: WebSocket, principal: AuthContext, ctx: AppContext): void {
     handle(msg).catch((e: unknown) => send(errorFrame(e, msg['id'])));
   });
 
+  /** An ack or nack that names another epoch of the log (ADR 0014): each position is refused, nothing acked. */
+  const otherEpoch = (m: Record<string, unknown>, positions: readonly unknown[]): AckResult[] | undefined => {
+    const epoch = m['epoch'];
+    if (epoch === undefined || epoch === ctx.log.epoch) return undefined;
+    const message = `position of epoch ${String(epoch)}; the log is at epoch ${ctx.log.epoch} (restored or reset)`;
+    return positions.map((p) => ({ position: String(p), ok: false, code: 'EPOCH_MISMATCH', message }));
+  };
+
   const field = (path: string, message: string) =>
     new CdsError('VALIDATION_FAILED', message, { details: { errors: [{ path, code: 'invalid', message }] } });
 
@@ -167,17 +176,29 @@ function session(ws: WebSocket, principal: AuthContext, ctx: AppContext): void {
       case 'ack': {
         const p = m['positions'];
         if (!Array.isArray(p)) throw field('/positions', 'an array of positions');
-        return send(JSON.stringify({ type: 'ack', ...ref, results: c.ack(p) }));
+        return send(JSON.stringify({ type: 'ack', ...ref, results: otherEpoch(m, p) ?? c.ack(p) }));
       }
       case 'ackUpTo':
-        return send(JSON.stringify({ type: 'ack', ...ref, results: [c.ackUpTo(m['position'])] }));
+        return send(
+          JSON.stringify({
+            type: 'ack',
+            ...ref,
+            results: otherEpoch(m, [m['position']]) ?? [c.ackUpTo(m['position'])],
+          }),
+        );
       case 'nack': {
         const p = m['positions'];
         const d = m['delayMs'];
         if (!Array.isArray(p)) throw field('/positions', 'an array of positions');
         if (d !== undefined && (typeof d !== 'number' || !Number.isInteger(d) || d < 0))
           throw field('/delayMs', 'a non-negative integer');
-        return send(JSON.stringify({ type: 'nack', ...ref, results: c.nack(p, d as number | undefined) }));
+        return send(
+          JSON.stringify({
+            type: 'nack',
+            ...ref,
+            results: otherEpoch(m, p) ?? c.nack(p, d as number | undefined),
+          }),
+        );
       }
       case 'update': {
         const view = await ctx.subscriptions.patch(c.subscription, m['patch'], principal);
