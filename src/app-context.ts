@@ -15,6 +15,7 @@ import type { DeliveryIntrospect } from './delivery/introspect.ts';
 import type { LedgerService } from './ledger/index.ts';
 import type { WebhookService } from './transports/webhook/service.ts';
 import type { RuleSetService } from './routing/service.ts';
+import type { RetentionService } from './retention/index.ts';
 import type { BackupService } from './backup/index.ts';
 
 /** Lifecycle flags read by health endpoints and every request. */
@@ -51,6 +52,8 @@ export interface AppContext {
   readonly webhooks: WebhookService;
   /** Versioned routing rule sets (ADR 0013). */
   readonly rules: RuleSetService;
+  /** Retention policies and their application (ADR 0014). */
+  readonly retention: RetentionService;
   /** Backups of the data directory while the service runs (ADR 0014). */
   readonly backups: BackupService;
 }

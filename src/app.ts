@@ -37,6 +37,8 @@ import { SubscriptionService } from './subscriptions/index.ts';
 import { buildRestServer } from './transports/rest/server.ts';
 import { buildGrpcServer, type GrpcServer } from './transports/grpc/index.ts';
 import { WebhookService } from './transports/webhook/service.ts';
+import { LmdbRetentionStore } from './adapters/embedded/retention/index.ts';
+import { RetentionMetrics, RetentionService } from './retention/index.ts';
 import { BackupService, type BackupParts } from './backup/index.ts';
 
 /** A built application: its services, its REST server, and its lifecycle. */
@@ -176,6 +178,21 @@ export async function buildApp(config: Config, opts: { logger?: Logger } = {}): 
     const webhookStore = LmdbWebhookStore.open(dataDir);
     opened.push(() => webhookStore.close());
     const webhooks = new WebhookService(webhookStore, subscriptions, audit, logger);
+    // Retention policies live in the data directory in both modes for now (ADR 0014).
+    const retentionStore = LmdbRetentionStore.open(dataDir);
+    opened.push(() => retentionStore.close());
+    const retention = await RetentionService.open({
+      log,
+      index: state.decisions,
+      store: retentionStore,
+      engine,
+      ledger,
+      audit,
+      metrics: new RetentionMetrics(metrics.registry),
+      onError,
+      intervalMs: config.retention.intervalMs,
+    });
+    opened.push(() => retention.stop());
     const backupParts: BackupParts | undefined =
       log instanceof SegmentLog &&
       state instanceof LmdbStateStore &&
@@ -214,6 +231,7 @@ export async function buildApp(config: Config, opts: { logger?: Logger } = {}): 
       ledger,
       webhooks,
       rules,
+      retention,
       backups,
     };
 
@@ -228,6 +246,7 @@ export async function buildApp(config: Config, opts: { logger?: Logger } = {}): 
     const grpc = buildGrpcServer(ctx);
     await webhooks.start();
     status.start();
+    retention.start();
 
     let closing: Promise<void> | undefined;
     return {
@@ -257,6 +276,7 @@ export async function buildApp(config: Config, opts: { logger?: Logger } = {}): 
           await backups.idle(); // a backup being written finishes before its sources close
           await feed?.close();
           await feedDone;
+          await retention.stop(); // a run in progress completes (its trim is never cut halfway)
           await grpc.close(); // streams end with SHUTTING_DOWN; their consumers detach before the last commit
           await webhooks.close(); // before the engine's last commit, so their acks are in it
           await subscriptions.close();

@@ -42,7 +42,7 @@ export const ConfigSchema = Type.Object(
             'Where decisions are stored: embedded (local segment log) or pulsar (cluster mode, a later issue).',
         }),
         segmentBytes: Type.Integer({
-          minimum: 1024 * 1024,
+          minimum: 64 * 1024,
           default: 256 * 1024 * 1024,
           description: 'Size at which an embedded log segment rolls.',
         }),
@@ -130,6 +130,18 @@ export const ConfigSchema = Type.Object(
       },
       { additionalProperties: false, default: {} },
     ),
+    retention: Type.Object(
+      {
+        intervalMs: Type.Integer({
+          minimum: 10,
+          maximum: 86_400_000,
+          default: 60_000,
+          description:
+            'How often retention policies are applied (ADR 0014); a run reads only what was appended since the last.',
+        }),
+      },
+      { additionalProperties: false, default: {} },
+    ),
     shutdown: Type.Object(
       {
         drainTimeoutMs: Type.Integer({
@@ -180,6 +192,7 @@ export const ENV_VARS: Readonly<Record<string, string>> = {
   CDS_JWT_AUDIENCE: 'security.jwtAudience',
   CDS_RATE_REQUESTS_PER_SECOND: 'security.requestsPerSecond',
   CDS_RATE_DECISIONS_PER_SECOND: 'security.decisionsPerSecond',
+  CDS_RETENTION_INTERVAL_MS: 'retention.intervalMs',
   CDS_DRAIN_TIMEOUT_MS: 'shutdown.drainTimeoutMs',
   CDS_LOG_LEVEL: 'logging.level',
 };

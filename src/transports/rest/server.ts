@@ -16,6 +16,7 @@ import { registerSubscriptionRoutes } from './routes/subscriptions.ts';
 import { registerSubscriptionStatsRoutes } from './routes/subscription-stats.ts';
 import { registerLedgerRoutes } from './routes/ledger.ts';
 import { registerRuleRoutes } from './routes/routes.ts';
+import { registerRetentionRoutes } from './routes/retention.ts';
 import { registerTopicRoutes } from './routes/topics.ts';
 import { registerWebSocket } from '../ws/index.ts';
 import { registerSse } from '../sse/index.ts';
@@ -114,6 +115,7 @@ export async function buildRestServer(ctx: AppContext): Promise<FastifyInstance>
   registerSubscriptionStatsRoutes(app, ctx);
   registerLedgerRoutes(app, ctx);
   registerRuleRoutes(app, ctx);
+  registerRetentionRoutes(app, ctx);
   registerTopicRoutes(app, ctx);
   registerWebSocket(app, ctx);
   registerSse(app, ctx);

@@ -1,0 +1,449 @@
+/**
+ * The retention service (DESIGN 5; ADR 0014): retention policies managed over the API (stored,
+ * audited) and applied on a timer. Each run, per log partition: tally the records appended since the
+ * last run, compute the offset before which every record may go by its policies, cap it by the durable
+ * subscriptions that have not acknowledged what lies before it (a `wait` policy stops there; a `drop`
+ * policy goes on, and the subscription and the ledger are told), then trim the log (whole segments)
+ * and make the decision index forget what the log no longer holds.
+ */
+import type { DeliveryEngine } from '../delivery/engine.ts';
+import type { SubscriptionRuntime } from '../delivery/runtime.ts';
+import { topicMatches } from '../domain/topics.ts';
+import { CdsError, validationError } from '../errors/index.ts';
+import { recordTopics } from '../ingest/record.ts';
+import type { LedgerService } from '../ledger/index.ts';
+import type { EventLog, LogRecord } from '../log/index.ts';
+import type { AuditTrail, AuthContext } from '../security/index.ts';
+import type { DecisionIndex } from '../state/index.ts';
+import type { RetentionPolicyRecord, RetentionPolicyStore } from '../state/retention-port.ts';
+import type { RetentionMetrics } from './metrics.ts';
+import { nameErrors, parsePolicy, PolicySet, type CompiledPolicy } from './policy.ts';
+import { addFacts, chunkedTrimPoint, PartitionTally, type RecordFacts, type Tally } from './trim-point.ts';
+
+/** Records read per log read while tallying or scanning. */
+const READ_BATCH = 1024;
+/** Default records per tally chunk. */
+const CHUNK = 1024;
+
+/** What the service needs. */
+export interface RetentionDeps {
+  readonly log: EventLog;
+  readonly index: DecisionIndex;
+  readonly store: RetentionPolicyStore;
+  readonly engine: DeliveryEngine;
+  readonly ledger: LedgerService;
+  readonly audit: AuditTrail;
+  readonly metrics: RetentionMetrics;
+  readonly onError: (e: unknown) => void;
+  /** Milliseconds between runs (`retention.intervalMs`). */
+  readonly intervalMs: number;
+  /** Records per tally chunk (tests make it small). */
+  readonly chunkSize?: number;
+}
+
+/** What one run did to one partition. */
+export interface PartitionRun {
+  readonly partition: number;
+  /** First offset before and after the run. */
+  readonly firstBefore: number;
+  readonly firstAfter: number;
+  /** Where the policies alone would have cut (records before it may go). */
+  readonly policyCut: number;
+  /** Where the cut ended up after the waiting subscriptions (before segment granularity). */
+  readonly cut: number;
+  /** Subscriptions whose `wait` policy held retention back, with the offset they hold. */
+  readonly waitingFor: readonly { subscription: string; offset: number }[];
+  /** Subscriptions that lost records to a `drop` policy: [from, to). */
+  readonly lost: readonly { subscription: string; from: number; to: number; pending: number }[];
+  readonly removedRecords: number;
+}
+
+/** What one run did. */
+export interface RunReport {
+  /** ISO 8601. */
+  readonly at: string;
+  readonly durationMs: number;
+  readonly partitions: readonly PartitionRun[];
+}
+
+/** A caller as the service sees it. */
+type Caller = Pick<AuthContext, 'principalId'>;
+
+/** Retention policies and their application. */
+export class RetentionService {
+  #set: PolicySet = new PolicySet([], 0);
+  #generation = 0;
+  /** Per partition, the tally and the policy generation it was made under. */
+  readonly #tallies = new Map<number, { generation: number; tally: PartitionTally }>();
+  /** Per partition, the first offset the index was last told (undefined: not yet this process). */
+  readonly #indexFloor = new Map<number, number>();
+  #timer: NodeJS.Timeout | undefined;
+  #running: Promise<RunReport> | undefined;
+  #last: RunReport | undefined;
+  #stopped = false;
+  readonly #chunkSize: number;
+
+  private constructor(private readonly deps: RetentionDeps) {
+    this.#chunkSize = deps.chunkSize ?? CHUNK;
+  }
+
+  /** Loads the stored policies. */
+  static async open(deps: RetentionDeps): Promise<RetentionService> {
+    const svc = new RetentionService(deps);
+    await svc.reload();
+    return svc;
+  }
+
+  /** Re-reads the policies from the store (at start, after a change, or one another instance made). */
+  async reload(): Promise<void> {
+    const records = await this.deps.store.list();
+    const policies: CompiledPolicy[] = records.map((r) => ({
+      name: r.name,
+      pattern: r.pattern,
+      onUnacknowledged: r.onUnacknowledged,
+      ...(r.maxAgeMs === undefined ? {} : { maxAgeMs: r.maxAgeMs }),
+      ...(r.maxBytes === undefined ? {} : { maxBytes: r.maxBytes }),
+      ...(r.maxCount === undefined ? {} : { maxCount: r.maxCount }),
+    }));
+    // Tallies count records per governing policy, by index in the sorted set: a change of names or
+    // patterns rebuilds them (from the first offset, next run); a change of limits does not.
+    const shape = (set: PolicySet) => JSON.stringify(set.policies.map((x) => [x.name, x.pattern]));
+    if (shape(new PolicySet(policies, 0)) !== shape(this.#set)) this.#generation++;
+    this.#set = new PolicySet(policies, this.#generation);
+  }
+
+  /** Starts the timer (a run at a time; a run slower than the interval makes the next tick skip). */
+  start(): void {
+    this.#timer = setInterval(() => {
+      if (this.#running === undefined) void this.run().catch(this.deps.onError);
+    }, this.deps.intervalMs);
+    this.#timer.unref();
+  }
+
+  /** Stops the timer and waits for a run in progress. */
+  async stop(): Promise<void> {
+    this.#stopped = true;
+    clearInterval(this.#timer);
+    await this.#running?.catch(() => undefined);
+  }
+
+  /** The last run's report, if one ran. */
+  get lastRun(): RunReport | undefined {
+    return this.#last;
+  }
+
+  // ------------------------------------------------------------ management (admin:>, audited)
+
+  /** Every policy, by name. */
+  async list(): Promise<{ policies: RetentionPolicyRecord[]; lastRun: RunReport | null }> {
+    return { policies: await this.deps.store.list(), lastRun: this.#last ?? null };
+  }
+
+  /** One policy. */
+  async get(name: string): Promise<RetentionPolicyRecord> {
+    const r = await this.deps.store.get(name);
+    if (r === undefined) throw new CdsError('NOT_FOUND', `no retention policy '${name}'`);
+    return r;
+  }
+
+  /** Creates or replaces a policy (PUT); `created` says which. */
+  async put(
+    name: string,
+    body: unknown,
+    caller: Caller,
+  ): Promise<{ policy: RetentionPolicyRecord; created: boolean }> {
+    const errs = nameErrors(name);
+    if (errs.length > 0) throw validationError(`'${name}' is not a valid policy name`, errs);
+    const input = parsePolicy(body);
+    const cur = await this.deps.store.get(name);
+    const stored = cur?.version ?? 0;
+    if (input.version !== undefined && input.version !== stored)
+      throw new CdsError(
+        'VERSION_CONFLICT',
+        stored === 0
+          ? `no retention policy '${name}' is stored (version ${input.version} expected)`
+          : `retention policy '${name}' is at version ${stored}, not ${input.version}`,
+        { details: { version: stored } },
+      );
+    const clash = (await this.deps.store.list()).find(
+      (p) => p.name !== name && p.pattern === input.limits.pattern,
+    );
+    if (clash !== undefined)
+      throw new CdsError(
+        'ALREADY_EXISTS',
+        `retention policy '${clash.name}' already governs pattern '${clash.pattern}'`,
+        {
+          details: {
+            errors: [
+              { path: '/pattern', code: 'duplicate', message: `already the pattern of '${clash.name}'` },
+            ],
+          },
+        },
+      );
+    const at = new Date().toISOString();
+    const record: RetentionPolicyRecord = {
+      name,
+      version: stored + 1,
+      ...input.limits,
+      createdAt: cur?.createdAt ?? at,
+      updatedAt: at,
+      updatedBy: caller.principalId,
+    };
+    await this.deps.store.put(record);
+    await this.reload();
+    await this.deps.audit.append({
+      actor: caller.principalId,
+      action: cur === undefined ? 'retention.create' : 'retention.update',
+      target: name,
+      details: { version: record.version, ...input.limits },
+    });
+    return { policy: record, created: cur === undefined };
+  }
+
+  /** Deletes a policy (its topics fall to the next matching policy, or are kept for ever). */
+  async remove(name: string, caller: Caller, expectedVersion?: number): Promise<void> {
+    const cur = await this.deps.store.get(name);
+    if (cur === undefined) throw new CdsError('NOT_FOUND', `no retention policy '${name}'`);
+    if (!(await this.deps.store.delete(name, expectedVersion)))
+      throw new CdsError('NOT_FOUND', `no retention policy '${name}'`);
+    await this.reload();
+    await this.deps.audit.append({
+      actor: caller.principalId,
+      action: 'retention.delete',
+      target: name,
+      details: { version: cur.version, pattern: cur.pattern },
+    });
+  }
+
+  // ------------------------------------------------------------ application
+
+  /** One run over every partition (the timer calls it; tests call it directly). */
+  run(now = Date.now()): Promise<RunReport> {
+    if (this.#running !== undefined) return this.#running;
+    const p = this.#run(now).finally(() => {
+      this.#running = undefined;
+    });
+    this.#running = p;
+    return p;
+  }
+
+  async #run(now: number): Promise<RunReport> {
+    const t0 = performance.now();
+    const out: PartitionRun[] = [];
+    for (const ext of this.deps.log.extents()) {
+      if (this.#stopped) break;
+      out.push(await this.#partition(ext.partition, now));
+    }
+    const durationMs = performance.now() - t0;
+    this.deps.metrics.lastRunSeconds.set(durationMs / 1000);
+    this.deps.metrics.runs.inc();
+    const report: RunReport = { at: new Date(now).toISOString(), durationMs, partitions: out };
+    this.#last = report;
+    return report;
+  }
+
+  async #partition(p: number, now: number): Promise<PartitionRun> {
+    const { log } = this.deps;
+    const set = this.#set;
+    const ext0 = log.extents()[p] as { first: number; next: number };
+    const firstBefore = ext0.first;
+    await this.#forget(p, firstBefore);
+    const tally = await this.#tally(p, set, firstBefore, ext0.next);
+    const policyCut = await chunkedTrimPoint(tally, set.policies, now, firstBefore, (from, to) =>
+      this.#facts(p, set, from, to),
+    );
+    const base = {
+      partition: p,
+      firstBefore,
+      policyCut,
+    };
+    if (log.trimPoint(p, policyCut) <= firstBefore)
+      return {
+        ...base,
+        firstAfter: firstBefore,
+        cut: policyCut,
+        waitingFor: [],
+        lost: [],
+        removedRecords: 0,
+      };
+    // Subscriptions that have not acknowledged everything before the cut.
+    const lagging: { rt: SubscriptionRuntime; floor: number }[] = [];
+    for (const rt of this.deps.engine.runtimes()) {
+      const floor = rt.floor(p);
+      if (floor !== undefined && floor < policyCut) lagging.push({ rt, floor });
+    }
+    const { cut, waitingFor, needs } =
+      lagging.length === 0
+        ? { cut: policyCut, waitingFor: [], needs: new Map<SubscriptionRuntime, number>() }
+        : await this.#scanLagging(p, set, policyCut, lagging);
+    const point = log.trimPoint(p, cut);
+    if (point <= firstBefore)
+      return { ...base, firstAfter: firstBefore, cut, waitingFor, lost: [], removedRecords: 0 };
+    // `drop`: every lagging subscription not holding the cut loses [floor, point). The ledger first,
+    // so that a crash after the trim never leaves a loss unrecorded; then the cursors, then the log.
+    const lost: { subscription: string; from: number; to: number; pending: number }[] = [];
+    const losers = lagging.filter((l) => (needs.get(l.rt) ?? point) < point);
+    for (const l of losers)
+      await this.deps.ledger.recordRetentionLoss(l.rt.spec.name, p, l.floor, point, now);
+    for (const l of losers) {
+      const loss = l.rt.retentionLost(p, point, now);
+      if (loss === undefined) continue;
+      lost.push({ subscription: l.rt.spec.name, from: loss.from, to: loss.to, pending: loss.pending });
+      this.deps.metrics.subscriptionsLost.inc({ subscription: l.rt.spec.name });
+    }
+    if (lost.length > 0) await this.deps.engine.commit();
+    const removed = this.#removedStats(tally, point);
+    const firstAfter = await log.trim(p, point);
+    await this.#afterTrim(p, set, tally, firstAfter, removed);
+    await this.#forget(p, firstAfter);
+    return { ...base, firstAfter, cut, waitingFor, lost, removedRecords: firstAfter - firstBefore };
+  }
+
+  /** Makes the index forget what the log no longer holds (also after a crash between the two). */
+  async #forget(p: number, first: number): Promise<void> {
+    if ((this.#indexFloor.get(p) ?? -1) >= first) return;
+    await this.deps.index.trim(p, first);
+    this.#indexFloor.set(p, first);
+  }
+
+  /** The partition's tally, rebuilt when the pattern set changed, extended to the log's tail. */
+  async #tally(p: number, set: PolicySet, first: number, next: number): Promise<PartitionTally> {
+    let entry = this.#tallies.get(p);
+    if (entry === undefined || entry.generation !== set.generation) {
+      entry = { generation: set.generation, tally: new PartitionTally(first, this.#chunkSize) };
+      this.#tallies.set(p, entry);
+    }
+    const t = entry.tally;
+    if (t.scanned < first) {
+      // Trimmed by someone else (or before this process started): forget the chunks that went.
+      while (t.chunks.length > 0 && (t.chunks[0] as { end: number }).end <= first) t.chunks.shift();
+      t.scanned = Math.max(t.scanned, first);
+    }
+    while (t.scanned < next && !this.#stopped) {
+      const recs = await this.deps.log.read(p, t.scanned, Math.min(READ_BATCH, next - t.scanned));
+      if (recs.length === 0) break;
+      for (const r of recs) t.add(factsOf(r, set));
+    }
+    return t;
+  }
+
+  async #facts(p: number, set: PolicySet, from: number, to: number): Promise<RecordFacts[]> {
+    const out: RecordFacts[] = [];
+    let at = from;
+    while (at < to) {
+      const recs = await this.deps.log.read(p, at, Math.min(READ_BATCH, to - at));
+      if (recs.length === 0) break;
+      for (const r of recs) if (r.offset < to) out.push(factsOf(r, set));
+      at = (recs[recs.length - 1] as LogRecord).offset + 1;
+    }
+    return out;
+  }
+
+  /**
+   * Reads [lowest floor, cut) once for the lagging subscriptions: a record a subscription needs (one of
+   * its topics matches the subscription's patterns) holds the cut back when the policy governing that
+   * topic says `wait`; the first needed record of each is noted (a `drop` policy's loss is real only
+   * when there is one). Stops as soon as every lagging subscription is held.
+   */
+  async #scanLagging(
+    p: number,
+    set: PolicySet,
+    policyCut: number,
+    lagging: readonly { rt: SubscriptionRuntime; floor: number }[],
+  ): Promise<{
+    cut: number;
+    waitingFor: { subscription: string; offset: number }[];
+    needs: Map<SubscriptionRuntime, number>;
+  }> {
+    let cut = policyCut;
+    const waitingFor: { subscription: string; offset: number }[] = [];
+    const needs = new Map<SubscriptionRuntime, number>();
+    const held = new Set<SubscriptionRuntime>();
+    let at = Math.min(...lagging.map((l) => l.floor));
+    while (at < cut && held.size < lagging.length) {
+      const recs = await this.deps.log.read(p, at, Math.min(READ_BATCH, cut - at));
+      if (recs.length === 0) break;
+      for (const r of recs) {
+        if (r.offset >= cut) break;
+        const topics = recordTopics(r);
+        for (const l of lagging) {
+          if (held.has(l.rt) || r.offset < l.floor) continue;
+          let needed = false;
+          let waits = false;
+          for (const t of topics) {
+            if (!l.rt.spec.topics.some((pat) => topicMatches(pat, t))) continue;
+            needed = true;
+            if (set.policies[set.governing(t)]?.onUnacknowledged === 'wait') waits = true;
+          }
+          if (needed && !needs.has(l.rt)) needs.set(l.rt, r.offset);
+          if (!waits) continue;
+          held.add(l.rt);
+          waitingFor.push({ subscription: l.rt.spec.name, offset: r.offset });
+          cut = Math.min(cut, r.offset);
+        }
+      }
+      at = (recs[recs.length - 1] as LogRecord).offset + 1;
+    }
+    return { cut, waitingFor, needs };
+  }
+
+  /** Per policy, the tallies of the records before `point` (what a trim to it removes). */
+  #removedStats(tally: PartitionTally, point: number): Map<number, Tally> {
+    const out = new Map<number, Tally>();
+    for (const c of tally.chunks) {
+      if (c.start >= point) break;
+      if (c.end > point) break; // the straddling chunk is re-tallied after the trim
+      for (const [k, t] of c.stats) {
+        const s = out.get(k);
+        if (s === undefined) out.set(k, { ...t });
+        else {
+          s.count += t.count;
+          s.bytes += t.bytes;
+        }
+      }
+    }
+    return out;
+  }
+
+  /** Drops the chunks the trim removed, re-tallies the one it cut through, and counts the metrics. */
+  async #afterTrim(
+    p: number,
+    set: PolicySet,
+    tally: PartitionTally,
+    first: number,
+    removed: Map<number, Tally>,
+  ): Promise<void> {
+    while (tally.chunks.length > 0 && (tally.chunks[0] as { end: number }).end <= first) tally.chunks.shift();
+    const c = tally.chunks[0];
+    if (c !== undefined && c.start < first) {
+      const kept = new Map<number, Tally>();
+      for (const f of await this.#facts(p, set, first, c.end)) addFacts(kept, f);
+      for (const [k, t] of c.stats) {
+        const left = kept.get(k);
+        const s = removed.get(k) ?? { count: 0, bytes: 0, newest: 0 };
+        s.count += t.count - (left?.count ?? 0);
+        s.bytes += t.bytes - (left?.bytes ?? 0);
+        removed.set(k, s);
+      }
+      c.stats.clear();
+      for (const [k, t] of kept) c.stats.set(k, t);
+      c.start = first;
+    }
+    for (const [k, t] of removed) {
+      const policy = set.policies[k]?.name ?? 'default';
+      const labels = { partition: String(p), policy };
+      this.deps.metrics.removedRecords.inc(labels, t.count);
+      this.deps.metrics.removedBytes.inc(labels, t.bytes);
+    }
+  }
+}
+
+/** The facts retention needs of a log record. */
+function factsOf(r: LogRecord, set: PolicySet): RecordFacts {
+  return {
+    offset: r.offset,
+    timestamp: r.timestamp,
+    bytes: r.payload.byteLength,
+    policies: set.of(recordTopics(r)),
+  };
+}
