@@ -35,6 +35,8 @@ const TOPIC_CACHE = 256;
 const TOP = Number.MAX_SAFE_INTEGER;
 /** Meta key prefix of the per-partition floors (`decisions.floor.<partition>` -> offset). */
 const FLOOR = 'decisions.floor.';
+/** Scans a query goes on with while its pages hold forgotten rows only. */
+const TRIMMED_PAGES = 50;
 
 /** DecisionIndex over the id index (id-index.ts), the dictionaries, zones and row files. */
 export class LmdbDecisionIndex implements DecisionIndex {
@@ -182,10 +184,15 @@ export class LmdbDecisionIndex implements DecisionIndex {
     q: DecisionQuery,
     opts: { after?: QueryMark; limit: number; order: 'asc' | 'desc'; scanLimit?: number },
   ): Promise<QueryPage> {
-    const page = scanPage(this, q, opts);
+    let page = scanPage(this, q, opts);
     if (this.floors.size === 0) return page;
-    // Forgotten rows are still in the row files (not compacted yet): leave them out of the page.
-    return { ...page, entries: page.entries.filter((e) => !this.trimmed(e.partition, e.offset)) };
+    // Forgotten rows are still in the row files (not compacted yet): leave them out of the page, and
+    // go on past pages that held nothing else (a bounded number of scans, then an empty page with next).
+    for (let i = 0; ; i++) {
+      const entries = page.entries.filter((e) => !this.trimmed(e.partition, e.offset));
+      if (entries.length > 0 || page.next === undefined || i === TRIMMED_PAGES) return { ...page, entries };
+      page = scanPage(this, q, { ...opts, after: page.next });
+    }
   }
 
   /** Per topic-set code, 1 if one of its topics matches `pattern` (cached, extended as codes are added). */
