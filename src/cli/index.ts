@@ -11,6 +11,7 @@
  *   cds keys list | cds keys revoke ID
  *   cds verify-audit [--data-dir DIR | --url URL]
  *   cds backup --to DIR [--offline --data-dir D]    cds restore --from DIR --data-dir NEW
+ *   cds tail SUBSCRIPTION [--grpc HOST:PORT] [--count N] [--tls | --ca FILE] [--cert FILE --cert-key FILE]
  *
  * Client commands use --url / CDS_URL (default http://127.0.0.1:8480) and --key / CDS_API_KEY
  * (default: the admin key file in the data directory).
@@ -23,6 +24,7 @@ import { backupCommand, restoreCommand } from './backup.ts';
 import { explainDecision } from './explain.ts';
 import { openInput, publishLines } from './publish.ts';
 import { serve } from './serve.ts';
+import { tail, tailTls } from './tail.ts';
 import { verifyAuditOffline } from './verify-audit.ts';
 import type { CliIo } from './io.ts';
 
@@ -225,6 +227,40 @@ export async function runCli(io: CliIo): Promise<number> {
         }
         throw usage('cds keys create|list|revoke ...');
       }
+      case 'tail': {
+        const { values, positionals } = parseArgs({
+          args: [...args],
+          allowPositionals: true,
+          options: {
+            grpc: { type: 'string', default: '127.0.0.1:8481' },
+            key: { type: 'string' },
+            'data-dir': { type: 'string' },
+            count: { type: 'string' },
+            tls: { type: 'boolean' },
+            ca: { type: 'string' },
+            cert: { type: 'string' },
+            'cert-key': { type: 'string' },
+            'server-name': { type: 'string' },
+          },
+        });
+        if (positionals.length !== 1)
+          throw usage(
+            'cds tail SUBSCRIPTION [--grpc HOST:PORT] [--count N] [--tls | --ca FILE] [--cert FILE --cert-key FILE] [--server-name NAME]',
+          );
+        const { key } = clientOptions(values, io.env);
+        if (key === undefined)
+          throw new CdsError('UNAUTHENTICATED', 'no API key: --key, CDS_API_KEY or admin.key');
+        return await tail(
+          {
+            address: values.grpc,
+            token: key,
+            subscription: positionals[0] as string,
+            tls: tailTls(values),
+            count: values.count === undefined ? undefined : positiveInt(values.count, 'count'),
+          },
+          io,
+        );
+      }
       case 'verify-audit': {
         const { values } = parseArgs({
           args: [...args],
@@ -246,7 +282,7 @@ export async function runCli(io: CliIo): Promise<number> {
       case '--help':
       case '-h':
         io.stdout(
-          'usage: cds serve | config print | publish [FILE] | get ID | explain ID | query [--filters] | keys create|list|revoke | verify-audit',
+          'usage: cds serve | config print | publish [FILE] | get ID | explain ID | query [--filters] | keys create|list|revoke | tail SUBSCRIPTION | verify-audit',
         );
         return 0;
       default:

@@ -4,7 +4,14 @@
  * (google.rpc.Status from the `grpc-status-details-bin` trailer) decoded, and a Session consumer that
  * reconnects and resumes by itself.
  */
-import { credentials, Metadata, type ClientDuplexStream, type ServiceError } from '@grpc/grpc-js';
+import {
+  credentials,
+  Metadata,
+  type ChannelCredentials,
+  type ChannelOptions,
+  type ClientDuplexStream,
+  type ServiceError,
+} from '@grpc/grpc-js';
 import { DecisionServiceClient } from '../transports/grpc/gen/cds/v1/decisions.ts';
 import {
   SubscriptionServiceClient,
@@ -23,15 +30,47 @@ export function bearer(token: string): Metadata {
   return md;
 }
 
-/** Both service clients on one address (`host:port`), without TLS. */
-export function connect(address: string): {
+/**
+ * TLS towards a listener with `grpc.tls` set (PEM contents, not file names). With no field at all the
+ * system's CA store verifies the server; `cert` + `key` present a client certificate (mTLS).
+ */
+export interface GrpcTls {
+  /** CA bundle that the server's certificate must chain to. */
+  readonly ca?: string | Buffer;
+  /** Client certificate chain (mTLS). */
+  readonly cert?: string | Buffer;
+  /** Private key of `cert`. */
+  readonly key?: string | Buffer;
+  /** The name to verify the server's certificate against, when it differs from the address's host. */
+  readonly serverName?: string;
+}
+
+const pem = (v: string | Buffer | undefined) => (v === undefined ? null : Buffer.from(v));
+
+/** Channel credentials and options: plaintext without `tls`, TLS (or mTLS) with it. */
+export function channel(tls?: GrpcTls): { creds: ChannelCredentials; options: ChannelOptions } {
+  if (tls === undefined) return { creds: credentials.createInsecure(), options: {} };
+  if ((tls.cert === undefined) !== (tls.key === undefined))
+    throw new TypeError('a client certificate needs both cert and key');
+  return {
+    creds: credentials.createSsl(pem(tls.ca), pem(tls.key), pem(tls.cert)),
+    options: tls.serverName === undefined ? {} : { 'grpc.ssl_target_name_override': tls.serverName },
+  };
+}
+
+/** Both service clients on one address (`host:port`): plaintext, or TLS with `tls`. */
+export function connect(
+  address: string,
+  tls?: GrpcTls,
+): {
   decisions: DecisionServiceClient;
   subscriptions: SubscriptionServiceClient;
   close(): void;
 } {
-  const creds = credentials.createInsecure();
-  const decisions = new DecisionServiceClient(address, creds);
+  const { creds, options } = channel(tls);
+  const decisions = new DecisionServiceClient(address, creds, options);
   const subscriptions = new SubscriptionServiceClient(address, creds, {
+    ...options,
     channelOverride: decisions.getChannel(),
   } as never);
   return {
@@ -91,6 +130,8 @@ export function errorDetails(err: Partial<ServiceError>): ErrorDetails {
 export interface GrpcSubscriberOptions {
   /** `host:port` of a cds gRPC listener. */
   readonly address: string;
+  /** TLS (or mTLS) towards a listener with `grpc.tls` set; plaintext when absent. */
+  readonly tls?: GrpcTls;
   /** API key or JWT. */
   readonly token: string;
   readonly subscription: string;
@@ -169,7 +210,8 @@ export class GrpcSubscriber implements AsyncIterable<GrpcSubscriberEvent> {
 
   constructor(opts: GrpcSubscriberOptions) {
     this.#opts = opts;
-    this.#client = new SubscriptionServiceClient(opts.address, credentials.createInsecure());
+    const { creds, options } = channel(opts.tls);
+    this.#client = new SubscriptionServiceClient(opts.address, creds, options);
     const hb = opts.heartbeatMs ?? 10_000;
     this.#timer = setInterval(() => {
       const s = this.#stream;
@@ -279,14 +321,24 @@ export class GrpcSubscriber implements AsyncIterable<GrpcSubscriberEvent> {
     this.#stream?.write(request(this.#nextId++, { credits: { n } }));
   }
 
-  /** Stops: ends the stream and the iteration. */
+  /** Stops: ends the stream (acks already written still reach the server) and the iteration. */
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
     clearInterval(this.#timer);
-    this.#stream?.cancel();
+    const s = this.#stream;
     this.#stream = undefined;
-    this.#client.close();
+    if (s === undefined) this.#client.close();
+    else {
+      // Half-close, so that acks written just before reach the server; cancel if it does not end soon.
+      const t = setTimeout(() => s.cancel(), 2000);
+      t.unref();
+      s.on('status', () => {
+        clearTimeout(t);
+        this.#client.close();
+      });
+      s.end();
+    }
     this.#push({ type: 'closed' });
   }
 

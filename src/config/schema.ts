@@ -31,6 +31,32 @@ export const ConfigSchema = Type.Object(
       {
         host: Type.String({ default: '127.0.0.1', description: 'Address the gRPC listener binds.' }),
         port: Port(8481, 'Port of the gRPC listener; 0 picks a free one (the start line says which).'),
+        tls: Type.Object(
+          {
+            certFile: Type.Optional(
+              Type.String({
+                minLength: 1,
+                description:
+                  'PEM certificate chain of the gRPC listener; with keyFile it serves TLS only (ADR 0012).',
+              }),
+            ),
+            keyFile: Type.Optional(
+              Type.String({ minLength: 1, description: 'PEM private key of grpc.tls.certFile.' }),
+            ),
+            caFile: Type.Optional(
+              Type.String({
+                minLength: 1,
+                description: 'PEM CA bundle that client certificates must chain to (mTLS).',
+              }),
+            ),
+            requireClientCert: Type.Boolean({
+              default: false,
+              description:
+                'mTLS: refuse a connection without a client certificate signed by grpc.tls.caFile.',
+            }),
+          },
+          { additionalProperties: false, default: {} },
+        ),
       },
       { additionalProperties: false, default: {} },
     ),
@@ -74,6 +100,38 @@ export const ConfigSchema = Type.Object(
           default: 10,
           description: 'Connections in the PostgreSQL pool.',
         }),
+      },
+      { additionalProperties: false, default: {} },
+    ),
+    cluster: Type.Object(
+      {
+        leaseMs: Type.Integer({
+          minimum: 300,
+          maximum: 600_000,
+          default: 10_000,
+          description:
+            'Cluster mode (state.engine=postgres): how long a subscription lease lasts after each renewal; an instance that dies loses its subscriptions this long after its last renewal (ADR 0015).',
+        }),
+        renewMs: Type.Integer({
+          minimum: 100,
+          maximum: 200_000,
+          default: 2_000,
+          description:
+            'How often an instance renews its leases and takes free ones; at most a third of cluster.leaseMs.',
+        }),
+        advertisedUrl: Type.Optional(
+          Type.String({
+            minLength: 1,
+            description:
+              'Base URL clients are redirected to for the subscriptions this instance dispatches (default: the HTTP listen address).',
+          }),
+        ),
+        advertisedGrpc: Type.Optional(
+          Type.String({
+            minLength: 1,
+            description: 'host:port gRPC clients are redirected to (default: the gRPC listen address).',
+          }),
+        ),
       },
       { additionalProperties: false, default: {} },
     ),
@@ -176,11 +234,19 @@ export const ENV_VARS: Readonly<Record<string, string>> = {
   CDS_HTTP_BODY_LIMIT_BYTES: 'http.bodyLimitBytes',
   CDS_GRPC_HOST: 'grpc.host',
   CDS_GRPC_PORT: 'grpc.port',
+  CDS_GRPC_TLS_CERT_FILE: 'grpc.tls.certFile',
+  CDS_GRPC_TLS_KEY_FILE: 'grpc.tls.keyFile',
+  CDS_GRPC_TLS_CA_FILE: 'grpc.tls.caFile',
+  CDS_GRPC_TLS_REQUIRE_CLIENT_CERT: 'grpc.tls.requireClientCert',
   CDS_LOG: 'log.engine',
   CDS_LOG_SEGMENT_BYTES: 'log.segmentBytes',
   CDS_STATE: 'state.engine',
   CDS_POSTGRES_URL: 'postgres.url',
   CDS_POSTGRES_POOL_SIZE: 'postgres.poolSize',
+  CDS_LEASE_MS: 'cluster.leaseMs',
+  CDS_LEASE_RENEW_MS: 'cluster.renewMs',
+  CDS_ADVERTISED_URL: 'cluster.advertisedUrl',
+  CDS_ADVERTISED_GRPC: 'cluster.advertisedGrpc',
   CDS_INGEST_MAX_BATCH: 'ingest.maxBatch',
   CDS_TOPIC_TEMPLATE: 'ingest.topicTemplate',
   CDS_KEY_FIELD: 'ingest.keyField',

@@ -1,8 +1,8 @@
 /**
  * The gRPC transport (DESIGN 7; ADR 0012): a grpc-js server with DecisionService, SubscriptionService,
- * the standard health service and server reflection. Built without listening; `listen()` binds,
- * `drain()` turns health NOT_SERVING, `close()` ends open streams with SHUTTING_DOWN (UNAVAILABLE,
- * retry elsewhere) and shuts the server down.
+ * the standard health service and server reflection, over plaintext, TLS or mTLS (`tls.ts`). Built
+ * without listening; `listen()` binds, `drain()` turns health NOT_SERVING, `close()` ends open streams
+ * with SHUTTING_DOWN (UNAVAILABLE, retry elsewhere) and shuts the server down.
  */
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
@@ -21,6 +21,7 @@ import { HealthService } from './gen/grpc/health/v1/health.ts';
 import { HealthState, healthService } from './health.ts';
 import { StreamRegistry } from './streams.ts';
 import { subscriptionService } from './subscriptions.ts';
+import { listenerSecurity } from './tls.ts';
 
 /** Where the .proto sources are (for reflection). */
 export const PROTO_DIR = fileURLToPath(new URL('../../../proto/', import.meta.url));
@@ -63,6 +64,7 @@ export interface GrpcServerOptions {
 export function buildGrpcServer(ctx: AppContext, opts: GrpcServerOptions = {}): GrpcServer {
   const heartbeatMs = opts.heartbeatMs ?? 15_000;
   const max = ctx.config.http.bodyLimitBytes;
+  const security = listenerSecurity(ctx.config.grpc.tls); // bad files stop the start, before any listener
   const server = new grpc.Server({
     'grpc.max_receive_message_length': max,
     'grpc.max_send_message_length': 64 << 20,
@@ -92,12 +94,11 @@ export function buildGrpcServer(ctx: AppContext, opts: GrpcServerOptions = {}): 
     openStreams: () => streams.size,
     async listen(host, port) {
       const actual = await new Promise<number>((resolve, reject) =>
-        server.bindAsync(`${host}:${port}`, grpc.ServerCredentials.createInsecure(), (e, p) =>
-          e ? reject(e) : resolve(p),
-        ),
+        server.bindAsync(`${host}:${port}`, security.credentials, (e, p) => (e ? reject(e) : resolve(p))),
       );
       bound = true;
       health.setAll(true);
+      ctx.logger.info({ grpc: `${host}:${actual}`, security: security.mode }, 'gRPC listening');
       return `${host}:${actual}`;
     },
     drain() {
