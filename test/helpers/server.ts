@@ -192,6 +192,7 @@ export async function startServer(opts: StartOptions = {}): Promise<ServerHandle
       timer = setTimeout(() => rej(failure(`no start line within ${timeoutMs} ms`)), timeoutMs);
     }),
   ]).catch((err: unknown) => {
+    clearTimeout(timer); // or a failed start would hold the test process for the whole timeout
     killGroup(child, 'SIGKILL');
     throw err;
   });
