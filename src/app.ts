@@ -4,6 +4,7 @@
  * owns the shutdown sequence. Nothing listens until `listen()`.
  */
 import { randomBytes } from 'node:crypto';
+import { hostname } from 'node:os';
 import { mkdir } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import type { FastifyInstance } from 'fastify';
@@ -37,6 +38,8 @@ import { SubscriptionService } from './subscriptions/index.ts';
 import { buildRestServer } from './transports/rest/server.ts';
 import { buildGrpcServer, type GrpcServer } from './transports/grpc/index.ts';
 import { WebhookService } from './transports/webhook/service.ts';
+import { ClusterCoordinator } from './cluster/index.ts';
+import { PostgresLeaseStore } from './adapters/postgres/lease-store.ts';
 import { LmdbRetentionStore } from './adapters/embedded/retention/index.ts';
 import { RetentionMetrics, RetentionService } from './retention/index.ts';
 import { BackupService, type BackupParts } from './backup/index.ts';
@@ -55,7 +58,11 @@ export interface App {
   readonly generatedAdminKey?: { key: string; file: string };
 }
 
-async function openAdapters(config: Config, dataDir: string): Promise<{ log: EventLog; state: StateStore }> {
+async function openAdapters(
+  config: Config,
+  dataDir: string,
+  given: EventLog | undefined,
+): Promise<{ log: EventLog; state: StateStore }> {
   if (config.log.engine !== 'embedded')
     throw new CdsError(
       'CONFIG_INVALID',
@@ -74,7 +81,8 @@ async function openAdapters(config: Config, dataDir: string): Promise<{ log: Eve
       },
     );
   }
-  const log = await SegmentLog.open(join(dataDir, 'log'), { segmentBytes: config.log.segmentBytes });
+  const log =
+    given ?? (await SegmentLog.open(join(dataDir, 'log'), { segmentBytes: config.log.segmentBytes }));
   try {
     const state =
       config.state.engine === 'postgres'
@@ -90,8 +98,22 @@ async function openAdapters(config: Config, dataDir: string): Promise<{ log: Eve
   }
 }
 
+/** A listen address as others can reach it: a wildcard host becomes this machine's name. */
+function reachable(address: string): string {
+  return address.replace(/^(https?:\/\/)?(0\.0\.0\.0|\[::\]|::)(?=:\d+$)/, (_m, scheme?: string) => {
+    return `${scheme ?? ''}${hostname()}`;
+  });
+}
+
 /** Builds the application from a validated configuration. */
-export async function buildApp(config: Config, opts: { logger?: Logger } = {}): Promise<App> {
+export async function buildApp(
+  config: Config,
+  opts: {
+    logger?: Logger;
+    /** A log opened by the caller instead of the configured one (tests: instances sharing one log); closed by the app. */
+    log?: EventLog;
+  } = {},
+): Promise<App> {
   const logger = opts.logger ?? createLogger(config.logging.level);
   const dataDir = resolve(config.dataDir);
   await mkdir(dataDir, { recursive: true });
@@ -106,7 +128,7 @@ export async function buildApp(config: Config, opts: { logger?: Logger } = {}): 
   // What start-up has opened, closed in reverse if a later step fails (no lock or handle left behind).
   const opened: (() => Promise<unknown>)[] = [];
   const compose = async (): Promise<App> => {
-    const { log, state } = await openAdapters(config, dataDir);
+    const { log, state } = await openAdapters(config, dataDir, opts.log);
     opened.push(
       () => log.close(),
       () => state.close(),
@@ -151,17 +173,41 @@ export async function buildApp(config: Config, opts: { logger?: Logger } = {}): 
     if (feed !== undefined) await rules.reload();
     const ledgerStore = LmdbLedgerStore.open(dataDir);
     opened.push(() => ledgerStore.close());
+    // Cluster mode (ADR 0015): with state in PostgreSQL each subscription is dispatched by one instance,
+    // under a lease whose token fences its cursor commits.
+    const leaseStore =
+      config.state.engine === 'postgres'
+        ? await PostgresLeaseStore.open(config.postgres.url as string, { applicationName: 'cds-leases' })
+        : undefined;
+    opened.push(async () => leaseStore?.close());
+    const coordinator =
+      leaseStore === undefined
+        ? undefined
+        : new ClusterCoordinator(leaseStore, {
+            leaseMs: config.cluster.leaseMs,
+            renewMs: config.cluster.renewMs,
+            address: {
+              ...(config.cluster.advertisedUrl ? { url: config.cluster.advertisedUrl } : {}),
+              ...(config.cluster.advertisedGrpc ? { grpc: config.cluster.advertisedGrpc } : {}),
+            },
+            onError,
+          });
     const engine = new DeliveryEngine(log, subscriptionStore, {
       onError,
       // Cursor commits start only after the engine is started below, when ledgerRecorder exists.
       onCommit: (cursors, at) => ledgerRecorder.onCommit(cursors, at),
+      onFenced: (names) => coordinator?.fenced(names),
     });
     const deliveries = new DeliveryIntrospect(engine, log);
     const ledgerRecorder = new LedgerRecorder(ledgerStore, deliveries, onError);
     for (const r of await subscriptionStore.list())
       ledgerRecorder.seed(r.name, await subscriptionStore.loadCursors(r.name));
-    const subscriptions = await SubscriptionService.open(subscriptionStore, engine, audit);
+    const subscriptions = await SubscriptionService.open(subscriptionStore, engine, audit, coordinator);
     opened.push(() => subscriptions.close());
+    if (coordinator !== undefined) {
+      opened.push(() => coordinator.close());
+      await coordinator.start(subscriptions, engine);
+    }
     const feedDone = (async () => {
       if (feed === undefined) return;
       for await (const c of feed.changes()) {
@@ -257,6 +303,10 @@ export async function buildApp(config: Config, opts: { logger?: Logger } = {}): 
       async listen() {
         const address = await http.listen({ host: config.http.host, port: config.http.port });
         const grpcAddress = await grpc.listen(config.grpc.host, config.grpc.port);
+        coordinator?.advertise({
+          url: config.cluster.advertisedUrl ?? reachable(address),
+          grpc: config.cluster.advertisedGrpc ?? reachable(grpcAddress),
+        });
         lifecycle.ready = true;
         return { http: address, grpc: grpcAddress };
       },
@@ -264,6 +314,7 @@ export async function buildApp(config: Config, opts: { logger?: Logger } = {}): 
         closing ??= (async () => {
           lifecycle.draining = true;
           lifecycle.ready = false;
+          coordinator?.stopTaking();
           grpc.drain();
           const deadline = new Promise<'timeout'>((r) =>
             setTimeout(() => r('timeout'), config.shutdown.drainTimeoutMs).unref(),
@@ -280,12 +331,14 @@ export async function buildApp(config: Config, opts: { logger?: Logger } = {}): 
           await grpc.close(); // streams end with SHUTTING_DOWN; their consumers detach before the last commit
           await webhooks.close(); // before the engine's last commit, so their acks are in it
           await subscriptions.close();
+          await coordinator?.close(); // after the last commit: successors take the leases from it
           deliveries.stop();
           await ledgerRecorder.flushed();
           await audit.drain();
           status.stop();
           await http.close();
           await subscriptionStore.close();
+          await leaseStore?.close();
           await ledgerStore.close();
           await webhookStore.close();
           await ruleStore.close();

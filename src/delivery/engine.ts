@@ -1,14 +1,25 @@
 /**
  * The delivery engine (ADR 0009): the shared tail reader, the matcher of every live subscription,
- * one runtime per subscription, the timer that expires leases, and batched cursor commits.
+ * one runtime per subscription, the timer that expires leases, and batched cursor commits. In
+ * cluster mode (ADR 0015) a subscription runs under a fence: its lease's token goes with each of its
+ * cursor commits, and nothing of it is dispatched (nor timed out) once the fence says the lease is overdue.
  */
 import { CdsError } from '../errors/index.ts';
 import type { EventLog } from '../log/index.ts';
 import { SubscriptionMatcher, type ExplainVerdict } from '../routing/index.ts';
 import type { CursorSnapshot, DeadLetter, SubscriptionStore } from '../state/subscriptions-port.ts';
 import type { StartSpec, SubscriptionSpec } from '../subscriptions/spec.ts';
+import type { ErrorCode } from '../errors/index.ts';
 import { SubscriptionRuntime } from './runtime.ts';
 import { TailReader } from './tail-reader.ts';
+
+/** The lease a subscription runs under in cluster mode (ADR 0015). */
+export interface Fence {
+  /** The lease's fencing token, sent with every cursor commit of the subscription. */
+  readonly token: number;
+  /** Whether the lease is still valid by this instance's monotonic clock (dispatch is allowed). */
+  valid(): boolean;
+}
 
 /** Engine options. */
 export interface EngineOptions {
@@ -19,12 +30,15 @@ export interface EngineOptions {
   readonly onError: (e: unknown) => void;
   /** Observes each durable cursor commit (the ledger, ADR 0011); called after it is stored. */
   readonly onCommit?: (cursors: ReadonlyMap<string, readonly CursorSnapshot[]>, at: number) => void;
+  /** Told of subscriptions whose commit the store refused for a stale token (their lease moved). */
+  readonly onFenced?: (names: readonly string[]) => void;
 }
 
 /** Runs every subscription of this instance. */
 export class DeliveryEngine {
   readonly #matcher = new SubscriptionMatcher();
   readonly #runtimes = new Map<string, SubscriptionRuntime>();
+  readonly #fences = new Map<SubscriptionRuntime, Fence>();
   readonly #tail: TailReader;
   #commitTimer: NodeJS.Timeout | undefined;
   #tickTimer: NodeJS.Timeout | undefined;
@@ -71,6 +85,7 @@ export class DeliveryEngine {
     this.#tickTimer = setInterval(() => {
       const now = Date.now();
       for (const rt of this.#runtimes.values()) {
+        if (this.#fences.get(rt)?.valid() === false) continue; // an overdue lease: nothing moves
         try {
           rt.tick(now);
         } catch (e) {
@@ -81,8 +96,8 @@ export class DeliveryEngine {
     this.#tickTimer.unref();
   }
 
-  /** Starts delivering a subscription from its cursors. */
-  add(spec: SubscriptionSpec, cursors: readonly CursorSnapshot[]): SubscriptionRuntime {
+  /** Starts delivering a subscription from its cursors (under `fence` in cluster mode). */
+  add(spec: SubscriptionSpec, cursors: readonly CursorSnapshot[], fence?: Fence): SubscriptionRuntime {
     const rt = new SubscriptionRuntime(
       spec,
       {
@@ -90,11 +105,13 @@ export class DeliveryEngine {
         epoch: this.log.epoch,
         tailNext: (p) => this.#tail.next(p),
         onError: this.opts.onError,
+        ...(fence === undefined ? {} : { mayDispatch: () => fence.valid() }),
       },
       cursors,
     );
     this.#matcher.add({ id: spec.name, patterns: spec.topics, filter: spec.filter });
     this.#runtimes.set(spec.name, rt);
+    if (fence !== undefined) this.#fences.set(rt, fence);
     rt.start().catch(this.opts.onError);
     return rt;
   }
@@ -111,10 +128,32 @@ export class DeliveryEngine {
   remove(name: string): void {
     const rt = this.#runtimes.get(name);
     if (rt === undefined) return;
+    this.#drop(name, rt);
+    rt.stop('NOT_FOUND', `subscription '${name}' was deleted`);
+  }
+
+  #drop(name: string, rt: SubscriptionRuntime): void {
+    if (this.#runtimes.get(name) !== rt) return;
     this.#runtimes.delete(name);
+    this.#fences.delete(rt);
     this.#unsavedDeadLetters.delete(name);
     this.#matcher.remove(name);
-    rt.stop('NOT_FOUND', `subscription '${name}' was deleted`);
+  }
+
+  /**
+   * Stops running a subscription here (its lease ends: cluster mode): consumers are closed with
+   * `code` (what is outstanding at them is pending again), its cursor is committed a last time under
+   * its fence (refused if the lease moved meanwhile), then it is dropped. Resolves after that commit.
+   */
+  async retire(name: string, code: ErrorCode, message: string): Promise<void> {
+    const rt = this.#runtimes.get(name);
+    if (rt === undefined) return;
+    rt.stop(code, message);
+    try {
+      await this.commit();
+    } finally {
+      this.#drop(name, rt);
+    }
   }
 
   /** The runtime of a subscription. */
@@ -186,6 +225,7 @@ export class DeliveryEngine {
    */
   async #commitNow(): Promise<void> {
     const cursors = new Map<string, CursorSnapshot[]>();
+    const fences = new Map<string, number>();
     const dirty: SubscriptionRuntime[] = [];
     let failure: { e: unknown } | undefined;
     for (const [name, rt] of this.#runtimes) {
@@ -209,13 +249,19 @@ export class DeliveryEngine {
       rt.dirty = false;
       dirty.push(rt);
       cursors.set(name, rt.snapshot());
+      const fence = this.#fences.get(rt);
+      if (fence !== undefined) fences.set(name, fence.token);
     }
+    let refused: string[];
     try {
-      await this.store.saveCursors(cursors);
+      refused = await this.store.saveCursors(cursors, fences);
     } catch (e) {
       for (const rt of dirty) rt.dirty = true;
       throw e;
     }
+    // A refused cursor stays as it was in the store: its lease moved, retrying would be refused too.
+    for (const name of refused) cursors.delete(name);
+    if (refused.length > 0) this.opts.onFenced?.(refused);
     if (cursors.size > 0) this.opts.onCommit?.(cursors, Date.now());
     if (failure !== undefined) throw failure.e;
   }

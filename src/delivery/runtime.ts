@@ -103,6 +103,11 @@ export interface RuntimeDeps {
   /** The tail reader's next offset of a partition. */
   readonly tailNext: (partition: number) => number;
   readonly onError: (e: unknown) => void;
+  /**
+   * Whether this instance may dispatch now (cluster mode: its lease is valid by its own monotonic
+   * clock, ADR 0015); checked before every dispatch, so nothing is sent once the lease is overdue.
+   */
+  readonly mayDispatch?: () => boolean;
 }
 
 /** What introspection reads of a runtime (delivery/introspect.ts, the ledger); never mutated there. */
@@ -671,6 +676,7 @@ export class SubscriptionRuntime {
   /** Sends what can be sent now: keys by head priority, each to its consumer, within credits. */
   pump(): void {
     if (this.#stopped || this.spec.state === 'paused' || this.#consumers.size === 0) return;
+    if (this.#deps.mayDispatch?.() === false) return;
     const now = Date.now();
     const out = new Map<Consumer, string[]>();
     scan: for (let b = EXPEDITED; b >= 0; b--) {

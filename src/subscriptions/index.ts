@@ -1,5 +1,5 @@
 /** Public surface of subscription management (DESIGN 5; ADR 0009). */
-export { SubscriptionService, type SubscriptionView } from './service.ts';
+export { SubscriptionService, type Placement, type SubscriptionView } from './service.ts';
 export {
   parseCreate,
   parsePatch,

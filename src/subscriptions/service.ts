@@ -1,12 +1,15 @@
 /**
  * Subscription management (DESIGN 5, 7; ADR 0009): create, change live, pause, resume, drain,
  * delete, seek, dead letters, skip; consumers for the transports. Every change is checked against the
- * caller's scopes, stored with a new version, applied to the running engine, and audited.
+ * caller's scopes, stored with a new version, applied to the running engine, and audited. In cluster
+ * mode (ADR 0015) a subscription runs only on the instance holding its lease: a `Placement` starts and
+ * stops it here, and consuming or operating on it elsewhere claims its lease if free, or is answered
+ * NOT_OWNER naming the owner.
  */
 import { isDeepStrictEqual } from 'node:util';
 import { parsePosition } from '../domain/position.ts';
 import { CdsError } from '../errors/index.ts';
-import type { DeliveryEngine } from '../delivery/engine.ts';
+import type { DeliveryEngine, Fence } from '../delivery/engine.ts';
 import type { ConsumerHandle, ConsumerSink } from '../delivery/types.ts';
 import type { AuditTrail, AuthContext } from '../security/index.ts';
 import type { DeadLetter, SubscriptionRecord, SubscriptionStore } from '../state/subscriptions-port.ts';
@@ -29,6 +32,22 @@ export interface SubscriptionView extends SubscriptionSpec {
 /** A caller as the service sees it. */
 type Caller = Pick<AuthContext, 'principalId' | 'grants'>;
 
+/**
+ * Where subscriptions run in cluster mode (src/cluster, ADR 0015). Absent in embedded mode, where
+ * every subscription runs in this process.
+ */
+export interface Placement {
+  /**
+   * Makes a subscription run here when its lease is free (taking it now); otherwise rejects with
+   * NOT_OWNER naming the instance that dispatches it (retriable), or NOT_FOUND.
+   */
+  claim(name: string): Promise<void>;
+  /** A subscription was created, changed or deleted (here or elsewhere): place it again soon. */
+  changed(name: string): void;
+  /** Who dispatches a subscription, as this instance last saw it (for views); undefined: unknown. */
+  owner(name: string): Record<string, unknown> | undefined;
+}
+
 /** Manages subscriptions and hands consumers to transports. */
 export class SubscriptionService {
   readonly #locks = new Map<string, Promise<unknown>>();
@@ -41,19 +60,56 @@ export class SubscriptionService {
     private readonly store: SubscriptionStore,
     private readonly engine: DeliveryEngine,
     private readonly audit: AuditTrail,
+    private readonly placement: Placement | undefined,
   ) {}
 
-  /** Loads every stored subscription into the engine and starts it. */
+  /**
+   * Loads every stored subscription into the engine and starts it; with a placement (cluster mode)
+   * none is loaded here: the placement runs those whose lease this instance takes (`runLeased`).
+   */
   static async open(
     store: SubscriptionStore,
     engine: DeliveryEngine,
     audit: AuditTrail,
+    placement?: Placement,
   ): Promise<SubscriptionService> {
-    const svc = new SubscriptionService(store, engine, audit);
-    for (const r of await store.list())
-      engine.add(r.spec as unknown as SubscriptionSpec, await store.loadCursors(r.name));
+    const svc = new SubscriptionService(store, engine, audit, placement);
+    if (placement === undefined)
+      for (const r of await store.list())
+        engine.add(r.spec as unknown as SubscriptionSpec, await store.loadCursors(r.name));
     engine.start();
     return svc;
+  }
+
+  /**
+   * Starts running a subscription whose lease this instance has just taken (cluster mode), from the
+   * cursors committed now (read after the lease was taken, so no older owner can commit after them).
+   * Resolves false when the subscription no longer exists.
+   */
+  async runLeased(name: string, fence: Fence): Promise<boolean> {
+    const r = await this.store.get(name);
+    if (r === undefined) return false;
+    const cursors = await this.store.loadCursors(name);
+    if (this.engine.get(name) !== undefined)
+      await this.engine.retire(name, 'NOT_OWNER', `subscription '${name}' restarts under a new lease`);
+    this.engine.add(r.spec as unknown as SubscriptionSpec, cursors, fence);
+    return true;
+  }
+
+  /**
+   * Stops running a subscription whose lease this instance no longer holds (cluster mode): consumers
+   * are closed with NOT_OWNER (retriable: they reconnect and are sent to the new owner) and the cursor
+   * is committed a last time under the old token (refused if the lease moved meanwhile).
+   */
+  async stopLeased(name: string, message: string): Promise<void> {
+    this.#pull.delete(name);
+    await this.engine.retire(name, 'NOT_OWNER', message);
+  }
+
+  /** The running subscription, claiming its lease first in cluster mode (NOT_OWNER when held elsewhere). */
+  async #here(name: string) {
+    if (this.engine.get(name) === undefined && this.placement !== undefined) await this.placement.claim(name);
+    return this.#running(name);
   }
 
   // ------------------------------------------------------------ scopes
@@ -112,12 +168,16 @@ export class SubscriptionService {
 
   #view(r: SubscriptionRecord): SubscriptionView {
     const spec = r.spec as unknown as SubscriptionSpec;
+    const owner = this.placement?.owner(r.name);
     return {
       ...spec,
       version: r.version,
       createdAt: r.createdAt,
       updatedAt: r.updatedAt,
-      status: this.engine.get(r.name)?.status() ?? {},
+      status: {
+        ...(this.engine.get(r.name)?.status() ?? {}),
+        ...(owner === undefined ? {} : { owner }),
+      },
     };
   }
 
@@ -127,27 +187,37 @@ export class SubscriptionService {
   async create(body: unknown, caller: Caller): Promise<SubscriptionView> {
     const spec = parseCreate(body);
     this.#requireAdmin(caller, spec.topics);
-    return this.#serial(spec.name, async () => {
-      const next = await this.engine.resolveStart(spec.start);
-      const cursors = next.map((n, partition) => ({ partition, next: n, pending: [], anchors: [] }));
-      const at = new Date().toISOString();
-      const rec: SubscriptionRecord = {
-        name: spec.name,
-        version: 1,
-        spec: spec as never,
-        createdAt: at,
-        updatedAt: at,
-      };
-      await this.store.put(rec, 0, cursors);
-      this.engine.add(spec, cursors);
-      await this.audit.append({
-        actor: caller.principalId,
-        action: 'subscription.create',
-        target: spec.name,
-        details: { spec },
-      });
-      return this.#view(rec);
+    if (this.placement !== undefined) {
+      const view = await this.#serial(spec.name, () => this.#create(spec, caller));
+      // The creator takes the lease when it is free (then the answer shows its status here).
+      await this.placement.claim(spec.name).catch(() => undefined);
+      this.placement.changed(spec.name);
+      const r = await this.store.get(spec.name);
+      return r === undefined ? view : this.#view(r);
+    }
+    return this.#serial(spec.name, () => this.#create(spec, caller));
+  }
+
+  async #create(spec: SubscriptionSpec, caller: Caller): Promise<SubscriptionView> {
+    const next = await this.engine.resolveStart(spec.start);
+    const cursors = next.map((n, partition) => ({ partition, next: n, pending: [], anchors: [] }));
+    const at = new Date().toISOString();
+    const rec: SubscriptionRecord = {
+      name: spec.name,
+      version: 1,
+      spec: spec as never,
+      createdAt: at,
+      updatedAt: at,
+    };
+    await this.store.put(rec, 0, cursors);
+    if (this.placement === undefined) this.engine.add(spec, cursors);
+    await this.audit.append({
+      actor: caller.principalId,
+      action: 'subscription.create',
+      target: spec.name,
+      details: { spec },
     });
+    return this.#view(rec);
   }
 
   /** Subscriptions the caller may see (subscribe or admin on every pattern). */
@@ -181,6 +251,7 @@ export class SubscriptionService {
     await this.#serial(name, async () => {
       const r = await this.store.get(name);
       const rt = this.engine.get(name);
+      this.placement?.changed(name);
       if (r === undefined) {
         if (rt !== undefined) {
           this.engine.remove(name);
@@ -189,8 +260,10 @@ export class SubscriptionService {
         return;
       }
       const spec = r.spec as unknown as SubscriptionSpec;
-      if (rt === undefined) this.engine.add(spec, await this.store.loadCursors(name));
-      else if (!isDeepStrictEqual(JSON.parse(JSON.stringify(rt.spec)), spec)) this.engine.update(spec);
+      // In cluster mode the placement starts it where its lease is taken.
+      if (rt === undefined) {
+        if (this.placement === undefined) this.engine.add(spec, await this.store.loadCursors(name));
+      } else if (!isDeepStrictEqual(JSON.parse(JSON.stringify(rt.spec)), spec)) this.engine.update(spec);
     });
   }
 
@@ -267,6 +340,7 @@ export class SubscriptionService {
       this.engine.remove(name);
       this.#pull.delete(name);
       await this.store.delete(name);
+      this.placement?.changed(name);
       await this.audit.append({
         actor: caller.principalId,
         action: 'subscription.delete',
@@ -284,8 +358,7 @@ export class SubscriptionService {
     return this.#serial(name, async () => {
       const r = await this.#record(name);
       this.#requireAdmin(caller, (r.spec as unknown as SubscriptionSpec).topics);
-      const rt = this.engine.get(name);
-      if (rt === undefined) throw new CdsError('NOT_FOUND', `no subscription '${name}'`);
+      const rt = await this.#here(name);
       const next = await this.engine.resolveStart(start);
       rt.seek(next);
       await this.engine.commit();
@@ -323,6 +396,7 @@ export class SubscriptionService {
   ): Promise<number> {
     const r = await this.#record(name);
     this.#requireAdmin(caller, (r.spec as unknown as SubscriptionSpec).topics);
+    const rt = await this.#here(name);
     await this.engine.commit();
     let letters = await this.store.listDeadLetters(name, { limit: 10_000 });
     if (positions !== undefined) {
@@ -334,7 +408,7 @@ export class SubscriptionService {
       );
       letters = letters.filter((l) => want.has(`${l.partition}:${l.offset}`));
     }
-    const n = (await this.engine.get(name)?.replay(letters)) ?? 0;
+    const n = await rt.replay(letters);
     await this.audit.append({
       actor: caller.principalId,
       action: 'subscription.deadletters.replay',
@@ -364,7 +438,7 @@ export class SubscriptionService {
     const r = await this.#record(name);
     this.#requireAdmin(caller, (r.spec as unknown as SubscriptionSpec).topics);
     parsePosition(position, 'position');
-    if (this.engine.get(name)?.skip(position) !== true)
+    if ((await this.#here(name)).skip(position) !== true)
       throw new CdsError('UNKNOWN_DELIVERY', `${position} is not held in subscription '${name}'`);
     await this.audit.append({
       actor: caller.principalId,
@@ -378,13 +452,13 @@ export class SubscriptionService {
 
   /** Attaches a streaming consumer (WebSocket) after checking subscribe scopes. */
   async attach(name: string, caller: Caller, sink: ConsumerSink, credits: number): Promise<ConsumerHandle> {
-    const rt = this.#running(name);
+    const rt = await this.#here(name);
     this.#requireSubscribe(caller, rt.spec.topics);
     return rt.attach(sink, credits);
   }
 
   async #pullConsumer(name: string, caller: Caller) {
-    const rt = this.#running(name);
+    const rt = await this.#here(name);
     this.#requireSubscribe(caller, rt.spec.topics);
     let p = this.#pull.get(name);
     if (p === undefined) {
