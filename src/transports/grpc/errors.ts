@@ -32,6 +32,20 @@ function retryMs(e: CdsError): number | undefined {
   return Math.ceil(Math.max(1, e.retryAfterSeconds ?? 1) * 1000); // whole ms: protobuf ints reject fractions
 }
 
+/**
+ * NOT_OWNER (cluster mode, ADR 0015): the instance that dispatches the subscription, as ErrorInfo
+ * metadata (`owner`, `ownerGrpc`, `ownerUrl`), so that a client reconnects there.
+ */
+function ownerMetadata(e: CdsError): Record<string, string> {
+  const o = e.details?.['owner'] as { id?: unknown; url?: unknown; grpc?: unknown } | null | undefined;
+  if (o === null || typeof o !== 'object') return {};
+  const out: Record<string, string> = {};
+  if (typeof o.id === 'string') out['owner'] = o.id;
+  if (typeof o.grpc === 'string') out['ownerGrpc'] = o.grpc;
+  if (typeof o.url === 'string') out['ownerUrl'] = o.url;
+  return out;
+}
+
 /** The google.rpc.Status of an error, encoded. */
 export function statusDetails(e: CdsError): Buffer {
   const details = [
@@ -40,7 +54,7 @@ export function statusDetails(e: CdsError): Buffer {
       value: ErrorInfo.encode({
         reason: e.code,
         domain: 'cds',
-        metadata: { retriable: String(e.retriable) },
+        metadata: { retriable: String(e.retriable), ...ownerMetadata(e) },
       }).finish(),
     },
   ] as { typeUrl: string; value: Uint8Array }[];

@@ -6,7 +6,7 @@
 import type { ServerDuplexStream, ServerWritableStream } from '@grpc/grpc-js';
 import type { AppContext } from '../../app-context.ts';
 import type { AckResult as EngineAck, ConsumerHandle } from '../../delivery/index.ts';
-import { CdsError } from '../../errors/index.ts';
+import { CdsError, isCdsError } from '../../errors/index.ts';
 import type { AuthContext } from '../../security/index.ts';
 import { admit, isMalformed, malformedError, StreamCounters, unary } from './call.ts';
 import { fieldError, toServiceError, toStreamError } from './errors.ts';
@@ -175,6 +175,11 @@ export function subscriptionService(
           );
           if (s.ended) return handle.detach();
           s.consumer = handle;
+        } catch (e) {
+          // Another instance dispatches the subscription (cluster mode, ADR 0015): a session is one
+          // subscription, so it ends with NOT_OWNER, whose details name where to connect.
+          if (isCdsError(e, 'NOT_OWNER')) s.end(e);
+          throw e;
         } finally {
           subscribing = false;
         }
