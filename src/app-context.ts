@@ -52,7 +52,7 @@ export interface AppContext {
   readonly webhooks: WebhookService;
   /** Versioned routing rule sets (ADR 0013). */
   readonly rules: RuleSetService;
-  /** Retention policies and their application (ADR 0014). */
+  /** Retention policies and their application (ADR 0017). */
   readonly retention: RetentionService;
   /** Backups of the data directory while the service runs (ADR 0014). */
   readonly backups: BackupService;

@@ -224,7 +224,7 @@ export async function buildApp(
     const webhookStore = LmdbWebhookStore.open(dataDir);
     opened.push(() => webhookStore.close());
     const webhooks = new WebhookService(webhookStore, subscriptions, audit, logger);
-    // Retention policies live in the data directory in both modes for now (ADR 0014).
+    // Retention policies live in the data directory in both modes for now (ADR 0017).
     const retentionStore = LmdbRetentionStore.open(dataDir);
     opened.push(() => retentionStore.close());
     const retention = await RetentionService.open({

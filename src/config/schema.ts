@@ -195,7 +195,7 @@ export const ConfigSchema = Type.Object(
           maximum: 86_400_000,
           default: 60_000,
           description:
-            'How often retention policies are applied (ADR 0014); a run reads only what was appended since the last.',
+            'How often retention policies are applied (ADR 0017); a run reads only what was appended since the last.',
         }),
       },
       { additionalProperties: false, default: {} },

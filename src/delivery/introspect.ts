@@ -62,7 +62,7 @@ export interface SubscriptionStats {
   readonly lastAckAt: string | null;
   readonly consumers: readonly ConsumerView[];
   readonly cursors: readonly { partition: number; next: number; ackFloor: number; pending: number }[];
-  /** What `drop` retention policies removed before this subscription acknowledged it (ADR 0014). */
+  /** What `drop` retention policies removed before this subscription acknowledged it (ADR 0017). */
   readonly retentionLost: {
     /** Pending entries lost since this process started (unread ones are not counted). */
     readonly pending: number;

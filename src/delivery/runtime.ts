@@ -30,7 +30,7 @@ const EXPEDITED = 10;
 export type Outcome =
   'acked' | 'filtered' | 'expired' | 'superseded' | 'deadLettered' | 'skipped' | 'retentionLost';
 
-/** Records a `drop` retention policy removed before this subscription acknowledged them (ADR 0014). */
+/** Records a `drop` retention policy removed before this subscription acknowledged them (ADR 0017). */
 export interface RetentionLoss {
   readonly partition: number;
   /** Offsets [from, to): the ack floor then, and where the subscription goes on. */
@@ -944,7 +944,7 @@ export class SubscriptionRuntime {
   }
 
   /**
-   * A `drop` retention policy removes [floor, before) of a partition (ADR 0014): pending entries there
+   * A `drop` retention policy removes [floor, before) of a partition (ADR 0017): pending entries there
    * are resolved as retentionLost, the read position moves to `before`, connected consumers get a
    * notice. Returns the loss, or undefined when the subscription had nothing there.
    */

@@ -49,11 +49,11 @@ export interface SubscriptionCounters {
   transformFailures: number;
   skipped: number;
   ackTimeouts: number;
-  /** Pending entries a `drop` retention policy removed before they were acknowledged (ADR 0014). */
+  /** Pending entries a `drop` retention policy removed before they were acknowledged (ADR 0017). */
   retentionLost: number;
 }
 
-/** A notice to a consumer that is not a delivery (ADR 0014: retention removed unacknowledged records). */
+/** A notice to a consumer that is not a delivery (ADR 0017: retention removed unacknowledged records). */
 export interface ConsumerNotice {
   readonly type: 'retention-lost';
   readonly subscription: string;

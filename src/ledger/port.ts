@@ -20,7 +20,7 @@ export interface CommitRecord {
   readonly x: readonly (readonly [number, string])[];
   /**
    * Offsets a `drop` retention policy removed before the subscription acknowledged them, as flat
-   * half-open ranges (ADR 0014): written before the log is trimmed, so no loss goes unrecorded.
+   * half-open ranges (ADR 0017): written before the log is trimmed, so no loss goes unrecorded.
    */
   readonly l?: readonly number[];
 }

@@ -124,7 +124,7 @@ export class LedgerService {
     };
   }
 
-  /** Records that a `drop` retention policy removed [from, to) of a partition for a subscription (ADR 0014). */
+  /** Records that a `drop` retention policy removed [from, to) of a partition for a subscription (ADR 0017). */
   recordRetentionLoss(subscription: string, partition: number, from: number, to: number, at: number) {
     return this.store.append([
       { subscription, partition, record: { t: at, lo: from, hi: to, r: [], d: [], x: [], l: [from, to] } },

@@ -85,7 +85,7 @@ export interface EventLog {
 
   /**
    * The first offset `trim(partition, beforeOffset)` would leave now, without trimming (retention
-   * decides who loses what before it trims, ADR 0014). Trimming to the answer then drops exactly the
+   * decides who loses what before it trims, ADR 0017). Trimming to the answer then drops exactly the
    * units before it, whatever is appended meanwhile.
    */
   trimPoint(partition: number, beforeOffset: number): number;

@@ -1,4 +1,4 @@
-/** Prometheus metrics of retention (ADR 0014), registered on the instance's registry. */
+/** Prometheus metrics of retention (ADR 0017), registered on the instance's registry. */
 import { Counter, Gauge, type Registry } from 'prom-client';
 
 /** The retention metrics of one instance. */

@@ -1,5 +1,5 @@
 /**
- * Retention policies (DESIGN 5; ADR 0014): validation of the API input with precise field errors, and
+ * Retention policies (DESIGN 5; ADR 0017): validation of the API input with precise field errors, and
  * the compiled set that says which policy governs a topic. The most specific matching pattern governs
  * a topic (token by token from the left: a name beats `*`, `*` beats `>`; a longer pattern beats its
  * prefix); a topic no pattern matches is kept for ever (the default policy).

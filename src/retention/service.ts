@@ -1,5 +1,5 @@
 /**
- * The retention service (DESIGN 5; ADR 0014): retention policies managed over the API (stored,
+ * The retention service (DESIGN 5; ADR 0017): retention policies managed over the API (stored,
  * audited) and applied on a timer. Each run, per log partition: tally the records appended since the
  * last run, compute the offset before which every record may go by its policies, cap it by the durable
  * subscriptions that have not acknowledged what lies before it (a `wait` policy stops there; a `drop`

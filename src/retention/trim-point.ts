@@ -1,5 +1,5 @@
 /**
- * Where retention may cut a partition (ADR 0014), computed cheaply: the records of a partition are
+ * Where retention may cut a partition (ADR 0017), computed cheaply: the records of a partition are
  * tallied once, as they arrive, into chunks of consecutive offsets holding per policy the count, the
  * payload bytes and the newest receivedAt of the records it governs. A run then walks the chunks from
  * the newest back (suffix sums) to find the first chunk that must stay, and reads only that chunk's

@@ -153,7 +153,7 @@ export interface DecisionIndex {
   counts(): Promise<{ revisions: number; decisions: number }>;
   /**
    * Forgets the entries of a partition below `beforeOffset`, because retention trimmed the log there
-   * (ADR 0014): get, revisions and query never return them again. Durable on resolve; a bound at or
+   * (ADR 0017): get, revisions and query never return them again. Durable on resolve; a bound at or
    * below one already applied changes nothing. Counts may still include forgotten entries.
    */
   trim(partition: number, beforeOffset: number): Promise<void>;

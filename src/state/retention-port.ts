@@ -1,5 +1,5 @@
 /**
- * The RetentionPolicyStore port (DESIGN 5; ADR 0014): the retention policies of the log, one record
+ * The RetentionPolicyStore port (DESIGN 5; ADR 0017): the retention policies of the log, one record
  * per policy name, each with a version that grows by one on every change. Embedded mode implements it
  * on its own LMDB environment; every adapter passes ./retention-contract.ts unchanged.
  */

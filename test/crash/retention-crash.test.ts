@@ -1,5 +1,5 @@
 /**
- * SIGKILL while retention runs under publishing (ADR 0014), again and again on one data directory
+ * SIGKILL while retention runs under publishing (ADR 0017), again and again on one data directory
  * with 64 KiB segments and a retention run every 100 ms: an age policy (`wait`) lets old decisions
  * go while a durable subscription, consumed in some iterations and not in others, holds back what it
  * has not acknowledged. After each restart:

@@ -1,5 +1,5 @@
 /**
- * Retention applied to the real embedded log with small segments (ADR 0014): it removes what the
+ * Retention applied to the real embedded log with small segments (ADR 0017): it removes what the
  * policies let go, whole segments only, and nothing a waiting durable subscription still needs; a drop
  * policy tells the subscription and the ledger; the index forgets what the log no longer holds.
  */

@@ -1,4 +1,4 @@
-/** Retention policies over REST (ADR 0014): create, replace, list, delete, precise errors, audit. */
+/** Retention policies over REST (ADR 0017): create, replace, list, delete, precise errors, audit. */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { startTestApp, type TestApp } from '../helpers/app.ts';

@@ -4,7 +4,7 @@
  * `update` (a live PATCH), `ping`; an ack or nack may name the `epoch` of its positions (another
  * epoch answers EPOCH_MISMATCH per position). Server frames: `subscribed`, `deliveries` (a batch), `ack`/`nack`
  * results, `updated`, `pong`, `heartbeat`, `notice` (retention removed unacknowledged records, ADR
- * 0014), `error`. A bad message gets an `error` frame, never a close.
+ * 0017), `error`. A bad message gets an `error` frame, never a close.
  */
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';

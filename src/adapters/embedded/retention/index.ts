@@ -1,2 +1,2 @@
-/** The embedded RetentionPolicyStore (ADR 0014). */
+/** The embedded RetentionPolicyStore (ADR 0017). */
 export { LmdbRetentionStore } from './lmdb-retention-store.ts';

@@ -1,5 +1,5 @@
 /**
- * The embedded RetentionPolicyStore (ADR 0014): its own LMDB environment under
+ * The embedded RetentionPolicyStore (ADR 0017): its own LMDB environment under
  * `<dataDir>/retention/`, one database `policies` name -> RetentionPolicyRecord. Every write resolves
  * after LMDB committed it durably.
  */

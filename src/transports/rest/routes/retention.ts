@@ -1,5 +1,5 @@
 /**
- * Retention policy endpoints (DESIGN 5, 7; ADR 0014): list, get, put (create or replace), delete.
+ * Retention policy endpoints (DESIGN 5, 7; ADR 0017): list, get, put (create or replace), delete.
  * Global admin only (a policy can remove any topic's records); every change is audited.
  */
 import type { FastifyInstance } from 'fastify';
