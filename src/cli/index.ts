@@ -12,6 +12,7 @@
  *   cds verify-audit [--data-dir DIR | --url URL]
  *   cds backup --to DIR [--offline --data-dir D]    cds restore --from DIR --data-dir NEW
  *   cds tail SUBSCRIPTION [--grpc HOST:PORT] [--count N] [--tls | --ca FILE] [--cert FILE --cert-key FILE]
+ *   cds replay --topic PATTERN [--from TIME|POSITION] [--to TIME|POSITION] [--rate N] [--out FILE]
  *
  * Client commands use --url / CDS_URL (default http://127.0.0.1:8480) and --key / CDS_API_KEY
  * (default: the admin key file in the data directory).
@@ -23,6 +24,7 @@ import { call, clientOptions, HttpError } from './client.ts';
 import { backupCommand, restoreCommand } from './backup.ts';
 import { explainDecision } from './explain.ts';
 import { openInput, publishLines } from './publish.ts';
+import { replayCommand } from './replay.ts';
 import { serve } from './serve.ts';
 import { tail, tailTls } from './tail.ts';
 import { verifyAuditOffline } from './verify-audit.ts';
@@ -278,11 +280,13 @@ export async function runCli(io: CliIo): Promise<number> {
         return await backupCommand(args, io);
       case 'restore':
         return await restoreCommand(args, io);
+      case 'replay':
+        return await replayCommand(args, io);
       case 'help':
       case '--help':
       case '-h':
         io.stdout(
-          'usage: cds serve | config print | publish [FILE] | get ID | explain ID | query [--filters] | keys create|list|revoke | tail SUBSCRIPTION | verify-audit',
+          'usage: cds serve | config print | publish [FILE] | get ID | explain ID | query [--filters] | keys create|list|revoke | tail SUBSCRIPTION | replay --topic P | verify-audit',
         );
         return 0;
       default:
