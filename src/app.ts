@@ -13,6 +13,7 @@ import { SegmentLog } from './adapters/embedded/log/index.ts';
 import { LmdbStateStore } from './adapters/embedded/state/index.ts';
 import {
   PostgresChangeFeed,
+  PostgresRetentionStore,
   PostgresRuleStore,
   PostgresStateStore,
   PostgresSubscriptionStore,
@@ -208,11 +209,14 @@ export async function buildApp(
       opened.push(() => coordinator.close());
       await coordinator.start(subscriptions, engine);
     }
+    // The retention service is built below; changes heard before that are read by its open().
+    const retentionRef: { current?: RetentionService } = {};
     const feedDone = (async () => {
       if (feed === undefined) return;
       for await (const c of feed.changes()) {
         if (c.kind === 'principal') auth.invalidate();
         else if (c.kind === 'rules') await rules.reload().catch(onError);
+        else if (c.kind === 'retention') await retentionRef.current?.reload().catch(onError);
         else await subscriptions.reload(c.name).catch(onError);
       }
     })();
@@ -224,8 +228,10 @@ export async function buildApp(
     const webhookStore = LmdbWebhookStore.open(dataDir);
     opened.push(() => webhookStore.close());
     const webhooks = new WebhookService(webhookStore, subscriptions, audit, logger);
-    // Retention policies live in the data directory in both modes for now (ADR 0017).
-    const retentionStore = LmdbRetentionStore.open(dataDir);
+    const retentionStore =
+      config.state.engine === 'postgres'
+        ? await PostgresRetentionStore.open(config.postgres.url as string, { applicationName: 'cds' })
+        : LmdbRetentionStore.open(dataDir);
     opened.push(() => retentionStore.close());
     const retention = await RetentionService.open({
       log,
@@ -239,6 +245,7 @@ export async function buildApp(
       intervalMs: config.retention.intervalMs,
     });
     opened.push(() => retention.stop());
+    retentionRef.current = retention;
     const backupParts: BackupParts | undefined =
       log instanceof SegmentLog &&
       state instanceof LmdbStateStore &&

@@ -19,10 +19,11 @@ import { ignore } from './pool.ts';
 
 /**
  * One change: a subscription (by name) or a principal (by id, or '*' for any) was created, changed or
- * removed, or the active rule set moved (`name`: the active version, or '*' when unknown).
+ * removed, or the active rule set moved (`name`: the active version, or '*' when unknown), or a
+ * retention policy changed (`name`: the policy, or '*' when unknown; ADR 0017).
  */
 export interface StateChange {
-  readonly kind: 'subscription' | 'principal' | 'rules';
+  readonly kind: 'subscription' | 'principal' | 'rules' | 'retention';
   readonly name: string;
 }
 
@@ -107,6 +108,7 @@ export class PostgresChangeFeed implements ChangeFeed {
         for (const name of this.#known.keys()) if (!now.has(name)) this.#push('subscription', name);
         this.#push('principal', '*');
         this.#push('rules', '*');
+        this.#push('retention', '*');
       }
       this.#known.clear();
       for (const [k, v] of now) this.#known.set(k, v);
@@ -157,7 +159,8 @@ export class PostgresChangeFeed implements ChangeFeed {
       if (typeof m.version === 'number') this.#known.set(m.name, m.version);
       else this.#known.delete(m.name);
       this.#push('subscription', m.name);
-    } else if (m.kind === 'principal' || m.kind === 'rules') this.#push(m.kind, m.name);
+    } else if (m.kind === 'principal' || m.kind === 'rules' || m.kind === 'retention')
+      this.#push(m.kind, m.name);
   }
 
   #push(kind: StateChange['kind'], name: string): void {

@@ -4,6 +4,7 @@ export { DEFAULT_SCAN_LIMIT } from './decision-index.ts';
 export { loadMigrations, MIGRATION_LOCK_KEY, type Migration, type MigrationResult } from './migrations.ts';
 export { PostgresSubscriptionStore } from './subscription-store.ts';
 export { PostgresRuleStore, RULES_LOCK_KEY } from './rule-store.ts';
+export { PostgresRetentionStore } from './retention-store.ts';
 export { openPool, describeUrl, type PoolOptions } from './connect.ts';
 export {
   PostgresChangeFeed,
