@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { makeDecision } from '../helpers/decisions.ts';
 import { startTestApp, type TestApp } from '../helpers/app.ts';
+import type { ConsumerNotice } from '../../src/delivery/index.ts';
 
 const FUTURE = '2099-01-01T00:00:00Z';
 /** 64 KiB segments: about 100 decisions each. */
@@ -191,6 +192,15 @@ describe('retention applied to the log', () => {
       await publish(t, 'd', 1500);
       await put(t, 'all', { pattern: 'decisions.>', maxCount: 200, onUnacknowledged: 'drop' });
       const got = await fetchN(t, 'lagger', 20); // read, never acknowledged
+      // A streaming consumer (what the WebSocket and SSE transports attach) is sent a notice.
+      const notices: ConsumerNotice[] = [];
+      const caller = { principalId: 'test', grants: [{ action: 'admin', pattern: '>' }] } as never;
+      const stream = await t.app.ctx.subscriptions.attach(
+        'lagger',
+        caller,
+        { send: () => undefined, close: () => undefined, notice: (n) => notices.push(n) },
+        0,
+      );
       const floor = offset(got[0]!.position);
       const r = await t.app.ctx.retention.run();
       const p = r.partitions[0]!;
@@ -206,6 +216,18 @@ describe('retention applied to the log', () => {
         stats.retentionLost.ranges.map((x: { from: string; to: string }) => [x.from, x.to]),
         [[`0:${floor}`, `0:${f}`]],
       );
+      assert.deepEqual(notices, [
+        {
+          type: 'retention-lost',
+          subscription: 'lagger',
+          partition: 0,
+          from: `0:${floor}`,
+          to: `0:${f}`,
+          pending,
+          at: notices[0]?.at,
+        },
+      ]);
+      stream.detach();
       assert.equal(await t.app.ctx.ledger.retentionLost('lagger', 0, floor), true);
       assert.equal(await t.app.ctx.ledger.retentionLost('lagger', 0, f), false);
       assert.equal(await metric(t, 'cds_retention_subscription_losses_total{subscription="lagger"}'), 1);
