@@ -298,6 +298,71 @@ export function openApiDocument(): Record<string, unknown> {
           responses: { '200': { description: 'Revoked.' }, ...errors(401, 403, 404) },
         },
       },
+      '/v1/retention-policies': {
+        get: {
+          summary: 'Every retention policy, by name, and the last run report (admin:>; ADR 0017).',
+          responses: { '200': { description: 'Policies and lastRun.' }, ...errors(401, 403) },
+        },
+      },
+      '/v1/retention-policies/{name}': {
+        get: {
+          summary: 'One retention policy (admin:>).',
+          parameters: [{ name: 'name', in: 'path', required: true, schema: { type: 'string' } }],
+          responses: { '200': { description: 'The policy.' }, ...errors(401, 403, 404) },
+        },
+        put: {
+          summary:
+            'Create (201) or replace (200) a retention policy whole; the most specific pattern governs a topic (admin:>, audited).',
+          parameters: [{ name: 'name', in: 'path', required: true, schema: { type: 'string' } }],
+          requestBody: {
+            required: true,
+            content: json({
+              type: 'object',
+              required: ['pattern'],
+              additionalProperties: false,
+              properties: {
+                pattern: { type: 'string', description: 'topic pattern (`*` one token, `>` the rest)' },
+                maxAgeMs: { type: 'integer', minimum: 0, description: 'older records may go' },
+                maxBytes: {
+                  type: 'integer',
+                  minimum: 0,
+                  description: 'records may go once newer ones of the policy hold this many payload bytes',
+                },
+                maxCount: {
+                  type: 'integer',
+                  minimum: 0,
+                  description: 'records may go once the policy has this many newer ones',
+                },
+                onUnacknowledged: {
+                  type: 'string',
+                  enum: ['wait', 'drop'],
+                  default: 'wait',
+                  description:
+                    'wait for durable subscriptions that have not acknowledged, or drop and tell them',
+                },
+                version: {
+                  type: 'integer',
+                  minimum: 0,
+                  description: 'the stored version expected (0: none)',
+                },
+              },
+            }),
+          },
+          responses: {
+            '200': { description: 'Replaced.' },
+            '201': { description: 'Created.' },
+            ...errors(400, 401, 403, 409),
+          },
+        },
+        delete: {
+          summary: 'Delete a retention policy (admin:>, audited).',
+          parameters: [
+            { name: 'name', in: 'path', required: true, schema: { type: 'string' } },
+            q('version', 'the stored version expected', { type: 'integer' }),
+          ],
+          responses: { '204': { description: 'Deleted.' }, ...errors(400, 401, 403, 404, 409) },
+        },
+      },
       '/v1/routes': {
         get: {
           summary: 'The active routing rule set (admin:>).',
