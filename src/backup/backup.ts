@@ -6,8 +6,9 @@
  *    webhooks, ledger), and the decision-index files up to the lengths the state snapshot
  *    committed: so every cursor and the index checkpoint are at or before the log's extent below;
  * 2. the log: a snapshot of its acknowledged extent and each segment's committed bytes, copied;
- *    then again, copying only what was appended meanwhile (segments only grow), until a pass copies
- *    little: the last snapshot's extent is the backup's;
+ *    then again (at least twice, at most four times), copying only what was appended meanwhile
+ *    (segments only grow) and fsyncing it, until a pass copies little: the last snapshot's extent
+ *    is the backup's, and little is left to do after it;
  * 3. small files (the generated admin key);
  * 4. manifest.json, last and atomically: a directory without it is an unfinished backup.
  *
@@ -76,7 +77,7 @@ export interface BackupOptions {
   readonly mode: 'online' | 'offline';
   /** Updated as the backup goes (read by the status endpoint). */
   readonly progress?: BackupProgress;
-  /** Stop the log passes once one copies fewer bytes than this (default 1 MiB). */
+  /** Stop the log passes (at least 2) once one copies fewer bytes than this (default 256 KiB). */
   readonly settleBytes?: number;
   /** At most this many log passes (default 4). */
   readonly maxPasses?: number;
@@ -134,12 +135,15 @@ export async function writeBackup(
   /** Copies by segment base, in base order. */
   const segs = new Map<number, { file: string; copy: GrowingCopy }>();
   let last = first;
+  let lastAt = Date.now();
   let passes = 0;
   try {
     for (;;) {
+      if (passes > 0) lastAt = Date.now();
       const snap = passes === 0 ? first : parts.log.snapshot();
       passes++;
       let copied = 0;
+      const grown: GrowingCopy[] = [];
       for (const s of snap.segments) {
         let c = segs.get(s.base)?.copy;
         if (c === undefined) {
@@ -161,12 +165,16 @@ export async function writeBackup(
           segs.set(s.base, { file: s.file, copy: c });
         }
         const n = await c.extendTo(s.bytes);
+        if (n > 0) grown.push(c);
         copied += n;
         progress.bytes += n;
       }
+      // Durable now, so that after the last snapshot only its small delta remains to be synced.
+      await Promise.all(grown.map((c) => c.sync()));
       last = snap;
       await opts.onStep?.(`log:pass${passes}`);
-      if (copied < (opts.settleBytes ?? 1 << 20) || passes >= (opts.maxPasses ?? 4)) break;
+      const settled = passes >= 2 && copied < (opts.settleBytes ?? 256 * 1024);
+      if (settled || passes >= (opts.maxPasses ?? 4)) break;
     }
     if (segs.size === 0) throw new CdsError('STORAGE_UNAVAILABLE', 'backup: no log segment could be copied');
     for (const [base, x] of [...segs].sort((a, b) => a[0] - b[0])) {
@@ -217,7 +225,9 @@ export async function writeBackup(
     mode: opts.mode,
     epoch: first.epoch,
     extents: [{ partition: 0, first: logFirst, next: last.next }],
+    extentTakenAt: new Date(lastAt).toISOString(),
     logPasses: passes,
+    sourceNextAtFinish: parts.log.snapshot().next,
     files,
     bytes: files.reduce((n, f) => n + f.bytes, 0),
   };

@@ -93,6 +93,11 @@ export class GrowingCopy {
     return this.#bytes - start;
   }
 
+  /** fsyncs what was copied so far (between passes: the last fsync then has little left to write). */
+  async sync(): Promise<void> {
+    await this.dst.sync();
+  }
+
   /** fsyncs the copy, closes both files, and returns the copy's SHA-256. */
   async finish(): Promise<string> {
     try {

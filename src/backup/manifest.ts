@@ -30,8 +30,16 @@ export interface Manifest {
   readonly epoch: string;
   /** Per partition, the first and next offsets the copied log holds: everything in between, no hole. */
   readonly extents: readonly { readonly partition: number; readonly first: number; readonly next: number }[];
+  /** When the snapshot of the log that gave `extents` was taken (the last pass's). */
+  readonly extentTakenAt: string;
   /** Copy passes over the log (later passes copy what was appended during the earlier ones). */
   readonly logPasses: number;
+  /**
+   * The source log's next offset (partition 0) when the manifest was written: the records between
+   * `extents[0].next` and it were acknowledged during the backup's last steps and are not in it
+   * (the recovery point, measured; online backups under load).
+   */
+  readonly sourceNextAtFinish: number;
   readonly files: readonly ManifestFile[];
   /** Sum of the files' bytes. */
   readonly bytes: number;

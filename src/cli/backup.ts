@@ -74,6 +74,9 @@ function summary(path: string, m: Manifest): Record<string, unknown> {
     files: typeof m.files === 'number' ? m.files : m.files.length,
     bytes: m.bytes,
     logPasses: m.logPasses,
+    extentTakenAt: m.extentTakenAt,
+    // Acknowledged while the backup finished, not in it (the recovery point, in records).
+    notInBackup: m.sourceNextAtFinish - (m.extents[0]?.next ?? 0),
     startedAt: m.startedAt,
     finishedAt: m.finishedAt,
     ms: Date.parse(m.finishedAt) - Date.parse(m.startedAt),
