@@ -211,11 +211,11 @@ export async function writeBackup(
 
   // 4. Directory entries durable, then the manifest.
   progress.phase = 'manifest';
-  for (const d of foldersOf(
+  const folders = foldersOf(
     target,
     files.map((f) => f.path),
-  ))
-    await syncDir(d);
+  );
+  await Promise.all(folders.map((d) => syncDir(d)));
   await opts.onStep?.('manifest');
   const manifest: Manifest = {
     format: 'cds-backup',
