@@ -238,6 +238,7 @@ export async function buildApp(
       index: state.decisions,
       store: retentionStore,
       engine,
+      subscriptions: subscriptionStore,
       ledger,
       audit,
       metrics: new RetentionMetrics(metrics.registry),

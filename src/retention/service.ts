@@ -16,6 +16,7 @@ import type { EventLog, LogRecord } from '../log/index.ts';
 import type { AuditTrail, AuthContext } from '../security/index.ts';
 import type { DecisionIndex } from '../state/index.ts';
 import type { RetentionPolicyRecord, RetentionPolicyStore } from '../state/retention-port.ts';
+import type { SubscriptionStore } from '../state/subscriptions-port.ts';
 import type { RetentionMetrics } from './metrics.ts';
 import { nameErrors, parsePolicy, PolicySet, type CompiledPolicy } from './policy.ts';
 import { addFacts, chunkedTrimPoint, PartitionTally, type RecordFacts, type Tally } from './trim-point.ts';
@@ -31,6 +32,8 @@ export interface RetentionDeps {
   readonly index: DecisionIndex;
   readonly store: RetentionPolicyStore;
   readonly engine: DeliveryEngine;
+  /** Committed cursors (a subscription's durable ack floor). */
+  readonly subscriptions: Pick<SubscriptionStore, 'loadCursors'>;
   readonly ledger: LedgerService;
   readonly audit: AuditTrail;
   readonly metrics: RetentionMetrics;
@@ -266,11 +269,23 @@ export class RetentionService {
         lost: [],
         removedRecords: 0,
       };
-    // Subscriptions that have not acknowledged everything before the cut.
+    if (this.#stopped)
+      return {
+        ...base,
+        firstAfter: firstBefore,
+        cut: policyCut,
+        waitingFor: [],
+        lost: [],
+        removedRecords: 0,
+      };
+    // Subscriptions that have not acknowledged everything before the cut: the lower of the live ack
+    // floor and the last committed one (acks not committed yet come again after a crash).
     const lagging: { rt: SubscriptionRuntime; floor: number }[] = [];
-    for (const rt of this.deps.engine.runtimes()) {
-      const floor = rt.floor(p);
-      if (floor !== undefined && floor < policyCut) lagging.push({ rt, floor });
+    for (const rt of [...this.deps.engine.runtimes()]) {
+      const live = rt.floor(p);
+      if (live === undefined) continue;
+      const floor = Math.min(live, await this.#committedFloor(rt.spec.name, p, live));
+      if (floor < policyCut) lagging.push({ rt, floor });
     }
     const { cut, waitingFor, needs } =
       lagging.length === 0
@@ -297,6 +312,13 @@ export class RetentionService {
     await this.#afterTrim(p, set, tally, firstAfter, removed);
     await this.#forget(p, firstAfter);
     return { ...base, firstAfter, cut, waitingFor, lost, removedRecords: firstAfter - firstBefore };
+  }
+
+  /** The ack floor of a subscription's last committed cursor on a partition (`dflt` when none). */
+  async #committedFloor(name: string, p: number, dflt: number): Promise<number> {
+    const c = (await this.deps.subscriptions.loadCursors(name)).find((x) => x.partition === p);
+    if (c === undefined) return dflt;
+    return c.pending.length > 0 ? Math.min(c.next, (c.pending[0] as readonly [number, number])[0]) : c.next;
   }
 
   /** Makes the index forget what the log no longer holds (also after a crash between the two). */
