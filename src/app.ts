@@ -251,7 +251,8 @@ export async function buildApp(
       log instanceof SegmentLog &&
       state instanceof LmdbStateStore &&
       subscriptionStore instanceof LmdbSubscriptionStore &&
-      ruleStore instanceof LmdbRuleStore
+      ruleStore instanceof LmdbRuleStore &&
+      retentionStore instanceof LmdbRetentionStore
         ? {
             dataDir,
             log,
@@ -261,6 +262,7 @@ export async function buildApp(
               { folder: 'rules', backup: (d) => ruleStore.backup(d) },
               { folder: 'webhooks', backup: (d) => webhookStore.backup(d) },
               { folder: 'ledger', backup: (d) => ledgerStore.backup(d) },
+              { folder: 'retention', backup: (d) => retentionStore.backup(d) },
             ],
             files: ['admin.key'],
           }

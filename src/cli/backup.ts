@@ -14,6 +14,7 @@ import { LmdbRuleStore } from '../adapters/embedded/rules/index.ts';
 import { LmdbStateStore } from '../adapters/embedded/state/index.ts';
 import { LmdbSubscriptionStore } from '../adapters/embedded/subscriptions/index.ts';
 import { LmdbWebhookStore } from '../adapters/embedded/webhooks/index.ts';
+import { LmdbRetentionStore } from '../adapters/embedded/retention/index.ts';
 import { SegmentLog } from '../adapters/embedded/log/index.ts';
 import { restoreBackup, writeBackup, type BackupView, type Manifest } from '../backup/index.ts';
 import { CdsError } from '../errors/index.ts';
@@ -98,6 +99,8 @@ export async function offlineBackup(dataDir: string, to: string): Promise<Manife
     closers.push(() => webhooks.close());
     const ledger = LmdbLedgerStore.open(dataDir);
     closers.push(() => ledger.close());
+    const retention = LmdbRetentionStore.open(dataDir);
+    closers.push(() => retention.close());
     return await writeBackup(
       {
         dataDir,
@@ -108,6 +111,7 @@ export async function offlineBackup(dataDir: string, to: string): Promise<Manife
           { folder: 'rules', backup: (d) => rules.backup(d) },
           { folder: 'webhooks', backup: (d) => webhooks.backup(d) },
           { folder: 'ledger', backup: (d) => ledger.backup(d) },
+          { folder: 'retention', backup: (d) => retention.backup(d) },
         ],
         files: ['admin.key'],
       },

@@ -67,6 +67,11 @@ export class LmdbRetentionStore implements RetentionPolicyStore {
     return true;
   }
 
+  /** Copies the environment (the policies) from one read snapshot to `<dir>/data.mdb`; `dir` exists (cds backup). */
+  backup(dir: string): Promise<void> {
+    return this.env.backup(dir, false);
+  }
+
   close(): Promise<void> {
     this.#closing ??= this.env.close();
     return this.#closing;
