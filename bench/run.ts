@@ -2,23 +2,40 @@
  * The benchmark harness: `npm run bench -- <workload> [options]` (see bench/lib/args.ts).
  *
  * It starts the service in a child process on a temporary data directory (unless --url is given),
- * runs the workload's open-loop load generator in another process, samples the service's CPU and
- * memory from /proc over the measured period, verifies what was stored, writes
- * bench/results/<workload>-<timestamp>.json and prints a table. With --find-max it raises the rate
+ * runs the workload's open-loop load generator(s) and subscriber processes, samples every
+ * process's CPU and memory from /proc over the measured period, writes
+ * bench/results/<workload>-<timestamp>.json with a latency plot (.svg) next to it and prints a
+ * table. Sequence workloads (latency, subscribers) make one run per step on a fresh service, each
+ * with its own result and plot, and a summary file listing them. With --find-max it raises the rate
  * until a run is not sustained and bisects towards the highest rate that holds.
  */
 import { randomBytes } from 'node:crypto';
-import { rmSync } from 'node:fs';
-import { join } from 'node:path';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { basename, join } from 'node:path';
 import { REPO_ROOT, startServer, type ServerHandle } from '../test/helpers/server.ts';
 import { parseArgs, USAGE, type CliArgs } from './lib/args.ts';
 import { gitCommit, machineInfo } from './lib/machine.ts';
-import { cpuBetween, cpuTimes, memoryMb, type CpuTimes, type CpuUse } from './lib/proc.ts';
-import { formatTable, isSustained, SUSTAINED_RULE, writeResult, type BenchResult } from './lib/result.ts';
+import { ProcessMeter } from './lib/proc.ts';
+import {
+  formatSequence,
+  formatTable,
+  isSustained,
+  stepSummary,
+  SUSTAINED_RULE,
+  writeResult,
+  type BenchResult,
+} from './lib/result.ts';
+import { runSvg, sequenceSvg } from './lib/svg.ts';
 import type { BenchOptions, Workload } from './lib/workload.ts';
+import { fanout } from './workloads/fanout.ts';
 import { ingest } from './workloads/ingest.ts';
+import { latency } from './workloads/latency.ts';
+import { replay } from './workloads/replay.ts';
+import { subscribers } from './workloads/subscribers.ts';
 
-const WORKLOADS: Readonly<Record<string, Workload>> = { ingest };
+const WORKLOADS: Readonly<Record<string, Workload>> = { ingest, fanout, subscribers, latency, replay };
 
 /** The service's own limits must not be what a benchmark measures. */
 const SERVICE_ENV = { CDS_RATE_REQUESTS_PER_SECOND: '1000000', CDS_RATE_DECISIONS_PER_SECOND: '1000000000' };
@@ -27,79 +44,77 @@ function stamp(): string {
   return new Date().toISOString().replace(/[:.]/g, '-');
 }
 
-/** One run at `opts.rate`: start the service, load it, verify, stop it; returns the result. */
-async function runOnce(workload: Workload, opts: BenchOptions, args: CliArgs): Promise<BenchResult> {
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer().listen(0, '127.0.0.1', () => {
+      const { port } = s.address() as { port: number };
+      s.close(() => resolve(port));
+    });
+    s.on('error', reject);
+  });
+}
+
+/** `x.json` -> `x.svg`. */
+const plotFileOf = (jsonFile: string) => `${jsonFile.replace(/\.json$/, '')}.svg`;
+
+/** One run at `opts`: start the service, run the workload, stop the service; returns the result. */
+async function runOnce(
+  workload: Workload,
+  opts: BenchOptions,
+  args: CliArgs,
+  out: string,
+): Promise<BenchResult> {
   const startedAt = new Date().toISOString();
   let server: ServerHandle | undefined;
-  const env = { ...SERVICE_ENV, ...args.env };
-  if (args.url === undefined) server = await startServer({ env });
+  let grpcAddress = args.grpc;
+  const env: Record<string, string> = { ...SERVICE_ENV, ...args.env };
+  if (args.url === undefined) {
+    const port = env['CDS_GRPC_PORT'] ?? String(await freePort());
+    env['CDS_GRPC_PORT'] = port;
+    grpcAddress = `127.0.0.1:${port}`;
+    server = await startServer({ env });
+  }
   const url = args.url ?? server!.url;
   const key = args.key ?? server!.adminKey;
-  const pid = server?.pid;
-
-  let cpuStart: CpuTimes | undefined;
-  let cpuEnd: CpuTimes | undefined;
-  let t0 = 0;
-  let t1 = 0;
-  let peakRss = 0;
-  const sampler =
-    pid === undefined
-      ? undefined
-      : setInterval(() => {
-          const m = memoryMb(pid);
-          if (m !== undefined) peakRss = Math.max(peakRss, m.peakRssMb);
-        }, 500);
+  const meter = new ProcessMeter();
+  if (server !== undefined) meter.track('service', server.pid);
+  const runDir = mkdtempSync(join(tmpdir(), 'cds-bench-run-'));
   try {
     const outcome = await workload.run({
       url,
+      grpcAddress: grpcAddress ?? '',
       key,
       opts,
       runId: `${Date.now().toString(36)}${randomBytes(3).toString('hex')}`,
-      onMeasureStart: () => {
-        t0 = performance.now();
-        if (pid !== undefined) cpuStart = cpuTimes(pid);
-      },
-      onMeasureEnd: () => {
-        t1 = performance.now();
-        if (pid !== undefined) cpuEnd = cpuTimes(pid);
-      },
+      ownService: server !== undefined,
+      meter,
+      runDir,
     });
-    if (pid !== undefined) peakRss = Math.max(peakRss, memoryMb(pid)?.peakRssMb ?? 0);
-    let serviceCpu: CpuUse | null = null;
-    if (cpuStart !== undefined && cpuEnd !== undefined)
-      serviceCpu = cpuBetween(cpuStart, cpuEnd, (t1 - t0) / 1000);
+    meter.end();
+    meter.sample();
+    const { cpu: ownCpu, ...figures } = outcome;
     const { commit, dirty } = gitCommit(REPO_ROOT);
-    const partial = {
+    const result: BenchResult = {
       workload: workload.name,
       startedAt,
-      offeredRate: outcome.offeredRate,
-      achievedRate: outcome.achievedRate,
-      windows: outcome.windows,
-      latencyMs: outcome.latencyMs,
-      lost: outcome.lost,
-      duplicates: outcome.duplicates,
-      errors: outcome.errors,
-    };
-    const result: BenchResult = {
-      ...partial,
-      sustained: isSustained(partial, opts.batch),
-      cpu: { service: serviceCpu, generator: outcome.generator.cpu },
-      peakRssMb: {
-        service: pid === undefined ? null : Math.round(peakRss * 10) / 10,
-        generator: outcome.generator.peakRssMb,
-      },
-      measuredWallS: Math.round(outcome.measuredWallS * 1000) / 1000,
+      ...figures,
+      sustained: isSustained(outcome, opts.batch),
+      cpu: { ...meter.cpu(), ...ownCpu },
+      peakRssMb: meter.peakRssMb(),
       serverStartMs: server ? Math.round(server.startMs) : null,
       machine: machineInfo(),
       config: {
         ...opts,
-        service: args.url === undefined ? { started: true, env } : { started: false, url: args.url },
-        latencyFrom: 'intended send time (open loop, coordinated omission corrected)',
+        service:
+          args.url === undefined
+            ? { started: true, env }
+            : { started: false, url: args.url, grpc: args.grpc ?? null },
+        latencyFrom: 'intended send time of the open-loop schedule (coordinated omission corrected)',
         sustainedRule: SUSTAINED_RULE,
       },
       commit,
       dirty,
-      details: outcome.details,
+      plot: basename(plotFileOf(out)),
     };
     if (server !== undefined) {
       const exit = await server.stop('SIGTERM');
@@ -117,18 +132,25 @@ async function runOnce(workload: Workload, opts: BenchOptions, args: CliArgs): P
     }
     throw err;
   } finally {
-    if (sampler !== undefined) clearInterval(sampler);
+    meter.close();
+    rmSync(runDir, { recursive: true, force: true });
   }
 }
 
+/** Writes a run's result and its plot. */
+function writeRun(file: string, r: BenchResult): void {
+  writeResult(file, r);
+  writeFileSync(plotFileOf(file), runSvg(r));
+}
+
 /** Raises the rate x1.5 until a run fails, then bisects `steps` times between pass and fail. */
-async function findMax(workload: Workload, opts: BenchOptions, args: CliArgs) {
+async function findMax(workload: Workload, opts: BenchOptions, args: CliArgs, out: string) {
   const runs: BenchResult[] = [];
   const step = async (rate: number) => {
-    const r = await runOnce(workload, { ...opts, rate: Math.round(rate) }, args);
+    const r = await runOnce(workload, { ...opts, rate: Math.round(rate) }, args, out);
     runs.push(r);
     process.stdout.write(
-      `rate ${r.offeredRate}: achieved ${r.achievedRate}, p99 ${r.latencyMs['publishAck']?.p99} ms, ` +
+      `rate ${r.offeredRate}: achieved ${r.achievedRate}, ack p99 ${r.latencyMs['publishAck']?.p99} ms, ` +
         `${r.sustained ? 'sustained' : 'NOT sustained'}\n`,
     );
     return r;
@@ -168,7 +190,7 @@ async function main(): Promise<void> {
     args.out ??
     join(REPO_ROOT, 'bench', 'results', `${workload.name}${args.findMax ? '-findmax' : ''}-${stamp()}.json`);
   if (args.findMax) {
-    const fm = await findMax(workload, opts, args);
+    const fm = await findMax(workload, opts, args, out);
     writeResult(out, {
       workload: workload.name,
       mode: 'find-max',
@@ -177,22 +199,63 @@ async function main(): Promise<void> {
       steps: fm.runs.map((r) => ({
         offeredRate: r.offeredRate,
         achievedRate: r.achievedRate,
+        deliveredRate: r.deliveredRate,
         sustained: r.sustained,
         windows: r.windows.map((w) => w.achievedRate),
-        latencyMs: r.latencyMs['publishAck'],
+        latencyMs: {
+          publishAck: r.latencyMs['publishAck'],
+          publishToDeliver: r.latencyMs['publishToDeliver'],
+        },
         lost: r.lost,
+        duplicates: r.duplicates,
         errors: r.errors,
         cpu: r.cpu,
       })),
       best: fm.best ?? null,
     });
-    if (fm.best !== undefined) process.stdout.write(`${formatTable(fm.best)}\n`);
+    if (fm.best !== undefined) {
+      writeFileSync(plotFileOf(out), runSvg(fm.best));
+      process.stdout.write(`${formatTable(fm.best)}\n`);
+    }
     process.stdout.write(
       `max sustained rate: ${fm.maxSustainedRate} decisions/s (first failing ${fm.firstFailingRate})\n`,
     );
+  } else if (workload.steps !== undefined) {
+    const base = out.replace(/\.json$/, '');
+    const steps = [];
+    for (const s of workload.steps(opts)) {
+      const file = `${base}-${s.label}.json`;
+      const r = await runOnce(workload, s.opts, args, file);
+      writeRun(file, r);
+      process.stdout.write(`${formatTable(r)}\nresult: ${file}\n\n`);
+      steps.push({ ...stepSummary(s.label, basename(file), r), histograms: r.histograms });
+    }
+    const { commit, dirty } = gitCommit(REPO_ROOT);
+    const machine = machineInfo();
+    writeResult(out, {
+      workload: workload.name,
+      kind: 'sequence',
+      startedAt: new Date().toISOString(),
+      steps: steps.map(({ histograms: _h, ...s }) => s),
+      machine,
+      commit,
+      dirty,
+      plot: basename(plotFileOf(out)),
+      config: { ...opts, sustainedRule: SUSTAINED_RULE },
+    });
+    writeFileSync(
+      plotFileOf(out),
+      sequenceSvg(
+        workload.name,
+        steps,
+        `commit ${commit.slice(0, 12)}${dirty ? ' (dirty)' : ''} · ${machine.cpus} x ${machine.model} · ` +
+          `load ${machine.loadAvg.join(' ')}`,
+      ),
+    );
+    process.stdout.write(`${formatSequence(workload.name, steps)}\n`);
   } else {
-    const r = await runOnce(workload, opts, args);
-    writeResult(out, r);
+    const r = await runOnce(workload, opts, args, out);
+    writeRun(out, r);
     process.stdout.write(`${formatTable(r)}\n`);
   }
   process.stdout.write(`result: ${out}\n`);

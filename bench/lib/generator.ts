@@ -4,20 +4,24 @@
  *
  * Request k is due at start + k * batch / rate, whether or not earlier ones were answered; its
  * latency runs from that intended time to the end of the answer, so a stalled server shows up in
- * the percentiles instead of slowing the load down (coordinated omission corrected).
+ * the percentiles instead of slowing the load down (coordinated omission corrected). The start is
+ * in the clock all processes of a run share (bench/lib/clock.ts), so that the harness can compute
+ * any decision's intended send time from the report and measure delivery latency from it.
  */
 import { Agent, request } from 'node:http';
-import * as hdr from 'hdr-histogram-js';
 import { createDecisionGenerator } from '../../test/helpers/decisions.ts';
+import { fromMono, toMono } from './clock.ts';
+import { encodeHistogram, latencyHistogram, recordMs, summaryOf } from './hdr.ts';
+import { buildTemplates, loadProfile, templateTails } from './profile.ts';
 import type {
+  GeneratorCommand,
   GeneratorConfig,
   GeneratorMessage,
   GeneratorReport,
-  LatencySummary,
   RateWindow,
 } from './protocol.ts';
 
-const TEMPLATES = 2048;
+const SEEDED_TEMPLATES = 2048;
 
 function send(msg: GeneratorMessage, then?: () => void): void {
   process.send?.(msg, undefined, undefined, then);
@@ -25,24 +29,12 @@ function send(msg: GeneratorMessage, then?: () => void): void {
 
 /** Decision bodies without their id: `{"decisionId":"<id>",` + tail gives a whole decision. */
 function bodyTails(cfg: GeneratorConfig): string[] {
+  if (cfg.source?.kind === 'profile') return templateTails(buildTemplates(loadProfile(cfg.source.file)));
   const gen = createDecisionGenerator({ seed: cfg.seed, portfolios: cfg.portfolios, idPrefix: cfg.idPrefix });
-  return gen.take(TEMPLATES).map((d) => {
+  return gen.take(SEEDED_TEMPLATES).map((d) => {
     const { decisionId: _id, ...rest } = d;
     return JSON.stringify(rest).slice(1);
   });
-}
-
-function summary(h: hdr.Histogram): LatencySummary {
-  const ms = (us: number) => Math.round(us) / 1000;
-  return {
-    count: h.totalCount,
-    mean: ms(h.mean),
-    p50: ms(h.getValueAtPercentile(50)),
-    p90: ms(h.getValueAtPercentile(90)),
-    p99: ms(h.getValueAtPercentile(99)),
-    p999: ms(h.getValueAtPercentile(99.9)),
-    max: ms(h.maxValue),
-  };
 }
 
 function countOf(text: string, needle: string): number {
@@ -51,8 +43,24 @@ function countOf(text: string, needle: string): number {
   return n;
 }
 
+/** Waits for the harness's `go`: the schedule's start in the shared clock. */
+function go(): Promise<number> {
+  return new Promise((resolve) => {
+    const on = (m: GeneratorCommand) => {
+      if (m.type !== 'go') return;
+      process.off('message', on);
+      resolve(m.startMono);
+    };
+    process.on('message', on);
+  });
+}
+
 async function run(cfg: GeneratorConfig): Promise<GeneratorReport> {
   const tails = bodyTails(cfg);
+  const started = go();
+  send({ type: 'loaded' });
+  const startMono = await started;
+  const T = tails.length;
   const target = new URL('/v1/decisions', cfg.url);
   const agent = new Agent({ keepAlive: true, maxSockets: cfg.connections, maxFreeSockets: cfg.connections });
   const headers = { 'content-type': 'application/json', authorization: `Bearer ${cfg.key}` };
@@ -60,20 +68,16 @@ async function run(cfg: GeneratorConfig): Promise<GeneratorReport> {
   const warmupMs = cfg.warmupS * 1000;
   const totalMs = warmupMs + cfg.durationS * 1000;
   const total = Math.max(1, Math.round(totalMs / intervalMs));
-  const publishAck = hdr.build({
-    lowestDiscernibleValue: 1,
-    highestTrackableValue: 3_600_000_000,
-    numberOfSignificantValueDigits: 3,
-  });
-  const sendLag = hdr.build({
-    lowestDiscernibleValue: 1,
-    highestTrackableValue: 3_600_000_000,
-    numberOfSignificantValueDigits: 3,
-  });
+  const shard = cfg.shard ?? { index: 0, count: 1 };
+  const publishAck = latencyHistogram();
+  const sendLag = latencyHistogram();
   const windowMs = cfg.windowS * 1000;
   const nWindows = Math.ceil((cfg.durationS * 1000) / windowMs);
   const ackedInWindow = new Array<number>(nWindows + 1).fill(0);
   const offeredInWindow = new Array<number>(nWindows).fill(0);
+  const seconds = Math.ceil(cfg.durationS) + Math.ceil(cfg.drainTimeoutMs / 1000) + 1;
+  const offeredPerSecond = new Array<number>(Math.ceil(cfg.durationS)).fill(0);
+  const ackedPerSecond = new Array<number>(seconds).fill(0);
   const errors: Record<string, number> = {};
   const ackedRequests: number[] = [];
   let duplicateAcks = 0;
@@ -81,24 +85,27 @@ async function run(cfg: GeneratorConfig): Promise<GeneratorReport> {
   let measuredAcked = 0;
   let pending = 0;
   let lastEnd = 0;
+  let sent = 0;
 
   const bodyOf = (k: number): string => {
     const base = k * cfg.batch;
-    if (cfg.batch === 1) return `{"decisionId":"${cfg.idPrefix}-${base}",${tails[base % TEMPLATES]}`;
+    if (cfg.batch === 1) return `{"decisionId":"${cfg.idPrefix}-${base}",${tails[base % T]}`;
     const parts = new Array<string>(cfg.batch);
     for (let j = 0; j < cfg.batch; j++) {
       const n = base + j;
-      parts[j] = `{"decisionId":"${cfg.idPrefix}-${n}",${tails[n % TEMPLATES]}`;
+      parts[j] = `{"decisionId":"${cfg.idPrefix}-${n}",${tails[n % T]}`;
     }
     return `[${parts.join(',')}]`;
   };
 
-  let start = 0;
-  let measureStart = 0;
+  // All times below are this process's performance.now(); the schedule's start comes from the
+  // shared clock (several generators share it; subscribers' receive times are measured against it).
+  const start = fromMono(startMono);
+  const measureStart = start + warmupMs;
   let cpu0 = process.cpuUsage();
   let allAnswered: () => void = () => {};
   const answered = new Promise<void>((r) => (allAnswered = r));
-  let k = 0;
+  let k = shard.index;
 
   const finish = (idx: number, intended: number, ok: boolean, status: string, text: string) => {
     const end = performance.now();
@@ -110,13 +117,15 @@ async function run(cfg: GeneratorConfig): Promise<GeneratorReport> {
       duplicateAcks += countOf(text, '"duplicate":true');
       if (intended >= measureStart) {
         measuredAcked += cfg.batch;
-        publishAck.recordValue(Math.max(1, Math.round((end - intended) * 1000)));
+        recordMs(publishAck, end - intended);
       }
       const w = Math.floor((end - measureStart) / windowMs);
       if (w >= 0) ackedInWindow[Math.min(w, nWindows)]! += cfg.batch;
+      const s = Math.floor((end - measureStart) / 1000);
+      if (s >= 0 && s < seconds) ackedPerSecond[s]! += cfg.batch;
     } else {
       errors[status] = (errors[status] ?? 0) + 1;
-      if (intended >= measureStart) publishAck.recordValue(Math.max(1, Math.round((end - intended) * 1000)));
+      if (intended >= measureStart) recordMs(publishAck, end - intended);
     }
     if (k >= total && pending === 0) allAnswered();
   };
@@ -125,11 +134,14 @@ async function run(cfg: GeneratorConfig): Promise<GeneratorReport> {
     const body = bodyOf(idx);
     const now = performance.now();
     if (intended >= measureStart) {
-      sendLag.recordValue(Math.max(1, Math.round((now - intended) * 1000)));
+      recordMs(sendLag, now - intended);
       const w = Math.floor((intended - measureStart) / windowMs);
       if (w < nWindows) offeredInWindow[w]! += cfg.batch;
+      const s = Math.floor((intended - measureStart) / 1000);
+      if (s < offeredPerSecond.length) offeredPerSecond[s]! += cfg.batch;
     }
     pending++;
+    sent++;
     const req = request(
       target,
       { method: 'POST', agent, headers: { ...headers, 'content-length': Buffer.byteLength(body) } },
@@ -147,8 +159,6 @@ async function run(cfg: GeneratorConfig): Promise<GeneratorReport> {
     req.end(body);
   };
 
-  start = performance.now() + 50;
-  measureStart = start + warmupMs;
   let measuringSent = false;
   await new Promise<void>((resolve) => {
     const tick = () => {
@@ -160,7 +170,7 @@ async function run(cfg: GeneratorConfig): Promise<GeneratorReport> {
       }
       while (k < total && start + k * intervalMs <= now) {
         fire(k, start + k * intervalMs);
-        k++;
+        k += shard.count;
       }
       if (k >= total) return resolve();
       setTimeout(
@@ -171,7 +181,7 @@ async function run(cfg: GeneratorConfig): Promise<GeneratorReport> {
         ),
       );
     };
-    setTimeout(tick, 50);
+    setTimeout(tick, Math.max(0, Math.min(start, measureStart) - performance.now()));
   });
   send({ type: 'sent' });
   if (pending > 0) {
@@ -196,18 +206,28 @@ async function run(cfg: GeneratorConfig): Promise<GeneratorReport> {
     };
   });
   agent.destroy();
+  while (ackedPerSecond.length > offeredPerSecond.length && ackedPerSecond[ackedPerSecond.length - 1] === 0)
+    ackedPerSecond.pop();
   return {
+    startMono: toMono(start),
+    intervalMs,
+    measureStartMono: toMono(measureStart),
+    requestsTotal: total,
     measuredWallS,
-    requestsSent: k,
+    requestsSent: sent,
     requestsAcked: ackedRequests.length,
-    decisionsSent: k * cfg.batch,
+    decisionsSent: sent * cfg.batch,
     decisionsAcked,
     measuredDecisionsAcked: measuredAcked,
     duplicateAcks,
     errors,
     ackedRequests,
-    publishAck: summary(publishAck),
-    sendLag: summary(sendLag),
+    publishAck: summaryOf(publishAck),
+    sendLag: summaryOf(sendLag),
+    publishAckHistogram: encodeHistogram(publishAck),
+    sendLagHistogram: encodeHistogram(sendLag),
+    offeredPerSecond,
+    ackedPerSecond,
     windows,
     unanswered: pending,
     cpu: { userS: cpu.user / 1e6, systemS: cpu.system / 1e6 },
@@ -215,8 +235,9 @@ async function run(cfg: GeneratorConfig): Promise<GeneratorReport> {
   };
 }
 
-process.once('message', (cfg: GeneratorConfig) => {
-  run(cfg).then(
+process.once('message', (m: GeneratorCommand) => {
+  if (m.type !== 'config') return;
+  run(m.config).then(
     // Exit once the report is out: requests left unanswered must not keep this process alive.
     (report) => send({ type: 'done', report }, () => process.exit(0)),
     (err: unknown) =>

@@ -63,3 +63,96 @@ export function cpuBetween(a: CpuTimes, b: CpuTimes, wallS: number): CpuUse {
   const r = (x: number) => Math.round(x * 1000) / 1000;
   return { userS: r(userS), systemS: r(systemS), totalS: r(totalS), pctOfOneCore: r((100 * totalS) / wallS) };
 }
+
+/**
+ * CPU and peak memory of every process of a run (the service, generators, subscriber processes),
+ * all read from /proc the same way: CPU between {@link start} and {@link end}, peak RSS sampled
+ * every 500 ms and read once more when a process is about to stop.
+ */
+export class ProcessMeter {
+  readonly #pids = new Map<string, number>();
+  readonly #first = new Map<string, CpuTimes>();
+  readonly #last = new Map<string, CpuTimes>();
+  readonly #peak = new Map<string, number>();
+  #t0 = 0;
+  #t1 = 0;
+  readonly #timer: NodeJS.Timeout;
+
+  constructor() {
+    this.#timer = setInterval(() => this.sample(), 500);
+    this.#timer.unref();
+  }
+
+  /** Follows process `pid` under `name` (for example `subscribers-2`). */
+  track(name: string, pid: number): void {
+    this.#pids.set(name, pid);
+    if (this.#t0 !== 0 && this.#t1 === 0) {
+      const c = cpuTimes(pid);
+      if (c !== undefined) this.#first.set(name, c);
+    }
+  }
+
+  /** Reads peak RSS of every followed process now (call it before stopping one). */
+  sample(): void {
+    for (const [name, pid] of this.#pids) {
+      const m = memoryMb(pid);
+      // An exiting process's status has no VmHWM line any more (NaN): its last reading stands.
+      if (m !== undefined && Number.isFinite(m.peakRssMb))
+        this.#peak.set(name, Math.max(this.#peak.get(name) ?? 0, m.peakRssMb));
+    }
+  }
+
+  /** The measured period starts (again, if it had: a workload of two phases measures the second). */
+  start(): void {
+    this.#t0 = performance.now();
+    this.#t1 = 0;
+    this.#first.clear();
+    this.#last.clear();
+    for (const [name, pid] of this.#pids) {
+      const c = cpuTimes(pid);
+      if (c !== undefined) this.#first.set(name, c);
+    }
+  }
+
+  /** The measured period ends. */
+  end(): void {
+    if (this.#t0 === 0 || this.#t1 !== 0) return;
+    this.#t1 = performance.now();
+    this.sample();
+    for (const [name, pid] of this.#pids) {
+      const c = cpuTimes(pid);
+      if (c !== undefined) this.#last.set(name, c);
+    }
+  }
+
+  /** Seconds between start() and end(). */
+  get wallS(): number {
+    return (this.#t1 - this.#t0) / 1000;
+  }
+
+  /** CPU per process over the measured period (null where a reading is missing). */
+  cpu(): Record<string, CpuUse | null> {
+    const out: Record<string, CpuUse | null> = {};
+    for (const name of this.#pids.keys()) {
+      const a = this.#first.get(name);
+      const b = this.#last.get(name);
+      out[name] = a !== undefined && b !== undefined ? cpuBetween(a, b, this.wallS) : null;
+    }
+    return out;
+  }
+
+  /** Peak RSS per process in MB (null where never read). */
+  peakRssMb(): Record<string, number | null> {
+    const out: Record<string, number | null> = {};
+    for (const name of this.#pids.keys()) {
+      const p = this.#peak.get(name);
+      out[name] = p === undefined ? null : Math.round(p * 10) / 10;
+    }
+    return out;
+  }
+
+  /** Stops sampling. */
+  close(): void {
+    clearInterval(this.#timer);
+  }
+}

@@ -25,6 +25,13 @@ export interface GeneratorConfig {
   readonly drainTimeoutMs: number;
   /** Width of a rate window, seconds. */
   readonly windowS: number;
+  /**
+   * Where decision bodies come from: the seeded test generator (`seed`, `portfolios`; the ingest
+   * workload) or a profile file (bench/lib/profile.ts; the delivery workloads).
+   */
+  readonly source?: { readonly kind: 'profile'; readonly file: string };
+  /** This process sends requests k with k mod count = index (several generators share one schedule). */
+  readonly shard?: { readonly index: number; readonly count: number };
 }
 
 /** A latency summary in milliseconds. */
@@ -53,6 +60,13 @@ export interface RateWindow {
 
 /** What the generator reports at the end. */
 export interface GeneratorReport {
+  /** Request k (decisions k * batch .. k * batch + batch - 1) was due at startMono + k * intervalMs. */
+  readonly startMono: number;
+  readonly intervalMs: number;
+  /** startMono + warm-up: the measured period starts here (shared monotonic ms). */
+  readonly measureStartMono: number;
+  /** Requests of the whole schedule (all shards). */
+  readonly requestsTotal: number;
   /** Wall seconds from the start of the measured period to the last answer. */
   readonly measuredWallS: number;
   readonly requestsSent: number;
@@ -71,6 +85,13 @@ export interface GeneratorReport {
   readonly publishAck: LatencySummary;
   /** How late the scheduler actually sent (shows a saturated generator). */
   readonly sendLag: LatencySummary;
+  /** The publishAck histogram, encoded (bench/lib/hdr.ts), for merging and plots. */
+  readonly publishAckHistogram: string;
+  readonly sendLagHistogram: string;
+  /** Decisions due per second of the measured period (by intended send time). */
+  readonly offeredPerSecond: readonly number[];
+  /** Decisions acknowledged per second from the start of the measured period (by answer time). */
+  readonly ackedPerSecond: readonly number[];
   readonly windows: readonly RateWindow[];
   /** Requests still unanswered when the drain timeout passed. */
   readonly unanswered: number;
@@ -80,7 +101,17 @@ export interface GeneratorReport {
 
 /** Generator -> harness. */
 export type GeneratorMessage =
+  | { readonly type: 'loaded' }
   | { readonly type: 'measuring' }
   | { readonly type: 'sent' }
   | { readonly type: 'done'; readonly report: GeneratorReport }
   | { readonly type: 'failed'; readonly error: string };
+
+/** Harness -> generator: the configuration, then (after `loaded`) the start of the schedule. */
+export type GeneratorCommand =
+  | { readonly type: 'config'; readonly config: GeneratorConfig }
+  | {
+      readonly type: 'go';
+      /** The schedule's start in shared monotonic ms (bench/lib/clock.ts). */
+      readonly startMono: number;
+    };

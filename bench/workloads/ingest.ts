@@ -4,28 +4,23 @@
  * decisions are counted by paging through the query: lost = acknowledged but not stored.
  */
 import { countStored } from '../lib/verify.ts';
-import { cpuBetween } from '../lib/proc.ts';
-import { runGenerator, type RunContext, type Workload, type WorkloadOutcome } from '../lib/workload.ts';
+import {
+  achievedRateOf,
+  COMMON_DEFAULTS,
+  runGenerators,
+  type RunContext,
+  type Workload,
+} from '../lib/workload.ts';
 
 /** The ingest workload. */
 export const ingest: Workload = {
   name: 'ingest',
   description: 'durable publish through POST /v1/decisions in batches (rate in decisions/s)',
-  defaults: {
-    rate: 20_000,
-    durationS: 20,
-    warmupS: 2,
-    batch: 500,
-    connections: 4,
-    seed: 1,
-    portfolios: 200,
-    windowS: 5,
-    verify: 'full',
-  },
-  async run(ctx: RunContext): Promise<WorkloadOutcome> {
+  defaults: { ...COMMON_DEFAULTS, rate: 20_000, durationS: 20, warmupS: 2, batch: 500, connections: 4 },
+  async run(ctx: RunContext) {
     const o = ctx.opts;
     const idPrefix = `bench-${ctx.runId}`;
-    const report = await runGenerator(
+    const report = await runGenerators(
       {
         url: ctx.url,
         key: ctx.key,
@@ -40,8 +35,10 @@ export const ingest: Workload = {
         drainTimeoutMs: 30_000,
         windowS: o.windowS,
       },
+      o.generators,
       ctx,
     );
+    ctx.meter.end();
 
     let lost: number | null = null;
     let storedDuplicates: number | null = null;
@@ -70,21 +67,26 @@ export const ingest: Workload = {
       }
     }
 
-    const measuredWallS = report.measuredWallS;
     return {
       offeredRate: o.rate,
-      achievedRate:
-        Math.round((report.measuredDecisionsAcked / Math.max(o.durationS, measuredWallS)) * 10) / 10,
+      achievedRate: achievedRateOf(report, o.durationS),
+      deliveredRate: null,
+      subscribers: 0,
       windows: report.windows,
-      latencyMs: { publishAck: report.publishAck, sendLag: report.sendLag },
+      deliveryWindows: null,
+      deliveriesPerDecision: null,
+      latencyMs: { publishAck: report.publishAck, publishToDeliver: null, sendLag: report.sendLag },
+      histograms: { publishAck: report.publishAckHistogram },
       lost,
-      duplicates: { acknowledged: report.duplicateAcks, stored: storedDuplicates },
+      duplicates: storedDuplicates === null ? null : report.duplicateAcks + storedDuplicates,
+      duplicatesDetail: { acknowledged: report.duplicateAcks, stored: storedDuplicates },
       errors: report.errors,
-      generator: {
-        cpu: cpuBetween({ userS: 0, systemS: 0 }, report.cpu, measuredWallS),
-        peakRssMb: report.peakRssMb,
+      measuredWallS: report.measuredWallS,
+      series: {
+        offeredPerSecond: report.offeredPerSecond,
+        ackedPerSecond: report.ackedPerSecond,
+        deliveredPerSecond: null,
       },
-      measuredWallS,
       details: {
         requests: {
           sent: report.requestsSent,
