@@ -29,13 +29,14 @@ class Consumer {
   #run: Promise<void>;
 
   constructor(url: string, key: string, name: string, credits: number) {
-    this.sub = new Subscriber({ url, apiKey: key, subscription: name, credits });
+    const sub = new Subscriber({ url, apiKey: key, subscription: name, credits });
+    this.sub = sub;
     this.#run = (async () => {
-      for await (const e of this.sub.events()) {
+      for await (const e of sub.events()) {
         if (e.type === 'deliveries') {
           this.arrivals.push(performance.now());
           this.got.push(...e.deliveries);
-          void this.sub.ack(e.deliveries.map((d) => d.position));
+          void sub.ack(e.deliveries.map((d) => d.position));
         } else if (e.type === 'gap') this.gaps++;
         else if (e.type === 'error') this.errors.push(e.error.code);
       }
