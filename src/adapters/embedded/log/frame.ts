@@ -97,19 +97,27 @@ function writeHeaders(buf: Buffer, p: number, h: EncodedHeaders): number {
   return q - p;
 }
 
+/**
+ * UTF-8 text of `buf[start, end)`: Buffer's own utf8Slice (on Buffer.prototype in Node 20 and 24),
+ * which toString('utf8', ...) calls after checking its arguments and looking the encoding up.
+ */
+const utf8 = (buf: Buffer, start: number, end: number): string =>
+  (buf as unknown as { utf8Slice(start: number, end: number): string }).utf8Slice(start, end);
+
 function decodeHeaders(buf: Buffer, p: number, hl: number, offset: number): Record<string, string> {
   const format = buf[p];
   if (format === 2) return JSON.parse(buf.toString('utf8', p + 1, p + hl)) as Record<string, string>;
-  const count = buf.readUInt16LE(p + 2);
+  // Lengths are read byte by byte: readUInt16LE's argument checks cost more than the decode itself.
+  const count = buf[p + 2]! | (buf[p + 3]! << 8);
   const textStart = p + 4 + count * 4;
   if (format !== 1 || textStart > p + hl)
     throw new CdsError('DATA_CORRUPT', `log record ${offset}: bad headers`);
-  const text = buf.toString('utf8', textStart, p + hl);
+  const text = utf8(buf, textStart, p + hl);
   const out: Record<string, string> = {};
   let c = 0;
-  for (let i = 0; i < count; i++) {
-    const kl = buf.readUInt16LE(p + 4 + i * 4);
-    const vl = buf.readUInt16LE(p + 6 + i * 4);
+  for (let i = 0, q = p + 4; i < count; i++, q += 4) {
+    const kl = buf[q]! | (buf[q + 1]! << 8);
+    const vl = buf[q + 2]! | (buf[q + 3]! << 8);
     const k = text.slice(c, c + kl);
     const v = text.slice(c + kl, c + kl + vl);
     c += kl + vl;
@@ -203,7 +211,7 @@ export function decodeRecord(
     throw new CdsError('DATA_CORRUPT', `log record at offset ${offset} does not match its index entry`);
   }
   let p = pos + RECORD_HEADER_BYTES;
-  const key = kl === 0 ? '' : buf.toString('utf8', p, p + kl);
+  const key = kl === 0 ? '' : utf8(buf, p, p + kl);
   p += kl;
   const headers = hl === 0 ? {} : decodeHeaders(buf, p, hl, offset);
   p += hl;
