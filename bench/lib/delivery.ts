@@ -78,7 +78,7 @@ export async function runDelivery(ctx: RunContext): Promise<WorkloadOutcome> {
       acked[k] = 1;
       for (let n = k * o.batch; n < (k + 1) * o.batch; n++) expected += matches[n % matches.length]!.length;
     }
-    const drainMs = await fleet.drain(expected, Math.min(10_000, o.drainS * 1000), o.drainS * 1000);
+    const drain = await fleet.drain(expected, Math.min(10_000, o.drainS * 1000), o.drainS * 1000);
     ctx.meter.sample();
     stats = await fleet.stop();
 
@@ -168,8 +168,11 @@ export async function runDelivery(ctx: RunContext): Promise<WorkloadOutcome> {
         timingsMs: {
           createSubscriptions: Math.round(createMs),
           subscribe: Math.round(subscribeMs),
-          drain: Math.round(drainMs),
+          drain: drain.ms,
         },
+        // Deliveries not received when the drain ended count as lost: `limit` means they were still
+        // coming when --drain ran out, `idle` that none came for 10 s.
+        drainEndedBy: drain.endedBy,
       },
     };
   } finally {

@@ -168,10 +168,14 @@ export class SubscriberFleet {
   }
 
   /**
-   * Waits until at least `expected` receipts have arrived, or none for `idleMs`, or `maxMs` passed.
-   * Returns how long it waited.
+   * Waits until at least `expected` receipts have arrived (`complete`), or none for `idleMs`
+   * (`idle`), or `maxMs` passed (`limit`), or a process failed (`failed`).
    */
-  async drain(expected: number, idleMs: number, maxMs: number): Promise<number> {
+  async drain(
+    expected: number,
+    idleMs: number,
+    maxMs: number,
+  ): Promise<{ ms: number; endedBy: 'complete' | 'idle' | 'limit' | 'failed' }> {
     const t0 = performance.now();
     let last = -1;
     let lastChange = t0;
@@ -182,12 +186,19 @@ export class SubscriberFleet {
         last = r;
         lastChange = now;
       }
-      if (r >= expected || now - lastChange >= idleMs || now - t0 >= maxMs || this.#failure) break;
+      const endedBy =
+        r >= expected
+          ? 'complete'
+          : this.#failure
+            ? 'failed'
+            : now - lastChange >= idleMs
+              ? 'idle'
+              : now - t0 >= maxMs
+                ? 'limit'
+                : undefined;
+      if (endedBy !== undefined) return { ms: Math.round(now - t0), endedBy };
       await new Promise((res) => setTimeout(res, 100));
     }
-    // One more progress report, so that the last receipts are in the files' counts too.
-    await new Promise((res) => setTimeout(res, 300));
-    return performance.now() - t0;
   }
 
   /** Stops every subscriber; resolves with their statistics (files are complete then). */

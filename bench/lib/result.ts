@@ -147,7 +147,13 @@ export function formatTable(r: BenchResult): string {
   if (r.latencyMs['publishToDeliver'] !== undefined)
     rows.push(['publish-to-delivery ms p50/p99/p99.9/max', lat(r.latencyMs['publishToDeliver'])]);
   rows.push(
-    ['lost / duplicates', `${fmt(r.lost)} / ${fmt(r.duplicates)}  ${JSON.stringify(r.duplicatesDetail)}`],
+    [
+      'lost / duplicates',
+      `${fmt(r.lost)} / ${fmt(r.duplicates)}  ${JSON.stringify(r.duplicatesDetail)}` +
+        (r.details['drainEndedBy'] === undefined
+          ? ''
+          : `, drain ended: ${String(r.details['drainEndedBy'])}`),
+    ],
     ['errors', Object.keys(r.errors).length ? JSON.stringify(r.errors) : 'none'],
   );
   for (const [name, c] of Object.entries(r.cpu))

@@ -127,7 +127,7 @@ export const COMMON_DEFAULTS: BenchOptions = {
   subscriberProcesses: 4,
   grpcShare: undefined,
   profile: undefined,
-  drainS: 30,
+  drainS: 60,
   count: 100_000,
   rates: [],
   ladder: [],

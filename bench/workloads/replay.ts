@@ -96,7 +96,7 @@ export const replay: Workload = {
     try {
       await fleet.ready(30_000 + 30 * plans.length);
       const expected = report.ackedRequests.length * o.batch * plans.length;
-      const drainMs = await fleet.drain(expected, 10_000, o.drainS * 1000);
+      const drain = await fleet.drain(expected, 10_000, o.drainS * 1000);
       ctx.meter.end();
       stats = await fleet.stop();
 
@@ -201,7 +201,8 @@ export const replay: Workload = {
             errors: stats.reduce((a, s) => a + s.errors, 0),
             errorMessages: stats.flatMap((s) => s.errorMessages).slice(0, 10),
           },
-          timingsMs: { drain: Math.round(drainMs) },
+          timingsMs: { drain: drain.ms },
+          drainEndedBy: drain.endedBy,
         },
       };
     } finally {
