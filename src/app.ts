@@ -10,6 +10,7 @@ import { join, resolve } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import type { AppContext, Lifecycle } from './app-context.ts';
 import { SegmentLog } from './adapters/embedded/log/index.ts';
+import { PulsarLog } from './adapters/pulsar/index.ts';
 import { LmdbStateStore } from './adapters/embedded/state/index.ts';
 import {
   PostgresChangeFeed,
@@ -64,11 +65,13 @@ async function openAdapters(
   dataDir: string,
   given: EventLog | undefined,
 ): Promise<{ log: EventLog; state: StateStore }> {
-  if (config.log.engine !== 'embedded')
-    throw new CdsError(
-      'CONFIG_INVALID',
-      `log.engine '${config.log.engine}' is not available yet in this build (only embedded)`,
-    );
+  if (config.log.engine === 'pulsar' && config.pulsar.url === undefined && given === undefined) {
+    throw new CdsError('CONFIG_INVALID', 'log.engine is pulsar but pulsar.url (CDS_PULSAR_URL) is not set', {
+      details: {
+        errors: [{ path: 'pulsar.url', code: 'required', message: 'required when log.engine is pulsar' }],
+      },
+    });
+  }
   if (config.state.engine === 'postgres' && config.postgres.url === undefined) {
     throw new CdsError(
       'CONFIG_INVALID',
@@ -83,7 +86,16 @@ async function openAdapters(
     );
   }
   const log =
-    given ?? (await SegmentLog.open(join(dataDir, 'log'), { segmentBytes: config.log.segmentBytes }));
+    given ??
+    (config.log.engine === 'pulsar'
+      ? await PulsarLog.open({
+          url: config.pulsar.url as string,
+          tenant: config.pulsar.tenant,
+          namespace: config.pulsar.namespace,
+          topic: config.pulsar.topic,
+          partitions: config.pulsar.partitions,
+        })
+      : await SegmentLog.open(join(dataDir, 'log'), { segmentBytes: config.log.segmentBytes }));
   try {
     const state =
       config.state.engine === 'postgres'

@@ -65,7 +65,7 @@ export const ConfigSchema = Type.Object(
         engine: Type.Union([Type.Literal('embedded'), Type.Literal('pulsar')], {
           default: 'embedded',
           description:
-            'Where decisions are stored: embedded (local segment log) or pulsar (cluster mode, a later issue).',
+            'Where decisions are stored: embedded (local segment log) or pulsar (Apache Pulsar; with state.engine=postgres this is cluster mode).',
         }),
         segmentBytes: Type.Integer({
           minimum: 64 * 1024,
@@ -81,6 +81,42 @@ export const ConfigSchema = Type.Object(
           default: 'embedded',
           description:
             'Where state is kept: embedded (LMDB in the data directory) or postgres (cluster mode).',
+        }),
+      },
+      { additionalProperties: false, default: {} },
+    ),
+    pulsar: Type.Object(
+      {
+        url: Type.Optional(
+          Type.String({
+            minLength: 1,
+            description:
+              "Pulsar broker's web service URL (http://host:8080) for log.engine=pulsar; the WebSocket and admin endpoints follow from it.",
+          }),
+        ),
+        tenant: Type.String({
+          minLength: 1,
+          default: 'cds',
+          description: 'Pulsar tenant of the log (created when missing).',
+        }),
+        namespace: Type.String({
+          minLength: 1,
+          default: 'cds',
+          description:
+            'Pulsar namespace of the log in pulsar.tenant (created when missing, with a 1-day retention).',
+        }),
+        topic: Type.String({
+          minLength: 1,
+          pattern: '^[A-Za-z0-9_.=-]+$',
+          default: 'decisions',
+          description:
+            'Partitioned topic of the decisions; its commit records go to <topic>.commits (ADR 0016).',
+        }),
+        partitions: Type.Integer({
+          minimum: 1,
+          maximum: 1024,
+          default: 4,
+          description: 'Partitions of the topic when cds creates it (an existing topic keeps its own).',
         }),
       },
       { additionalProperties: false, default: {} },
@@ -241,6 +277,11 @@ export const ENV_VARS: Readonly<Record<string, string>> = {
   CDS_LOG: 'log.engine',
   CDS_LOG_SEGMENT_BYTES: 'log.segmentBytes',
   CDS_STATE: 'state.engine',
+  CDS_PULSAR_URL: 'pulsar.url',
+  CDS_PULSAR_TENANT: 'pulsar.tenant',
+  CDS_PULSAR_NAMESPACE: 'pulsar.namespace',
+  CDS_PULSAR_TOPIC: 'pulsar.topic',
+  CDS_PULSAR_PARTITIONS: 'pulsar.partitions',
   CDS_POSTGRES_URL: 'postgres.url',
   CDS_POSTGRES_POOL_SIZE: 'postgres.poolSize',
   CDS_LEASE_MS: 'cluster.leaseMs',
