@@ -336,11 +336,9 @@ export class RetentionService {
       this.#tallies.set(p, entry);
     }
     const t = entry.tally;
-    if (t.scanned < first) {
-      // Trimmed by someone else (or before this process started): forget the chunks that went.
-      while (t.chunks.length > 0 && (t.chunks[0] as { end: number }).end <= first) t.chunks.shift();
-      t.scanned = Math.max(t.scanned, first);
-    }
+    // Chunks a trim by someone else removed (this service re-tallies after its own trims).
+    while (t.chunks.length > 0 && (t.chunks[0] as { end: number }).end <= first) t.chunks.shift();
+    if (t.scanned < first) t.scanned = first;
     while (t.scanned < next && !this.#stopped) {
       const recs = await this.deps.log.read(p, t.scanned, Math.min(READ_BATCH, next - t.scanned));
       if (recs.length === 0) break;
