@@ -2,8 +2,18 @@
 // Outside CI a machine without Java or Maven (or without the broker's jars) skips Pulsar tests
 // with a reason; in CI (env CI set) that is an error, since a skipped test there hides a gap.
 // PULSAR_TEST_WEB_SERVICE_URL and PULSAR_TEST_BROKER_SERVICE_URL point tests at a running broker instead.
+import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { isDeepStrictEqual } from 'node:util';
-import { launchPulsar, PulsarUnavailableError } from '../../scripts/pulsar/launcher.ts';
+import {
+  JVM_FLAGS,
+  launchPulsar,
+  PulsarUnavailableError,
+  resolvePulsar,
+} from '../../scripts/pulsar/launcher.ts';
 import type { LaunchOptions, PulsarBroker } from '../../scripts/pulsar/launcher.ts';
 
 /** Options of {@link startPulsar}; only the first call in a process starts the broker with them. */
@@ -71,4 +81,56 @@ export async function startPulsar(opts: StartPulsarOptions = {}): Promise<TestPu
 /** Type guard: the broker was skipped. */
 export function isSkipped(p: TestPulsar | SkippedPulsar): p is SkippedPulsar {
   return 'skipped' in p;
+}
+
+/**
+ * Runs one of Pulsar's own Java tools (pulsar-client-tools' `PulsarClientTool`, pulsar-testclient's
+ * `PulsarPerfTestTool`, ...) from the jars resolved from Maven Central for the broker (the server
+ * distribution's lib/ holds them), against the given broker. Resolves with its stdout and stderr.
+ */
+export async function runPulsarTool(
+  broker: { webServiceUrl: string; brokerServiceUrl: string },
+  mainClass: string,
+  args: string[],
+  opts: { timeoutMs?: number; withConfig?: boolean } = {},
+): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const resolved = await resolvePulsar();
+  const dir = mkdtempSync(join(tmpdir(), 'cds-pulsar-tool-'));
+  const conf = join(dir, 'client.conf');
+  writeFileSync(
+    conf,
+    `webServiceUrl=${broker.webServiceUrl}/\nbrokerServiceUrl=${broker.brokerServiceUrl}/\n`,
+  );
+  const full = [
+    '-Xms64m',
+    '-Xmx512m',
+    ...JVM_FLAGS,
+    `-Dlog4j.configurationFile=${fileURLToPath(new URL('../../scripts/pulsar/log4j2.xml', import.meta.url))}`,
+    `-Dpulsar.log.file=${join(dir, 'tool.log')}`,
+    '-cp',
+    resolved.classpath,
+    mainClass,
+    ...(opts.withConfig === false ? [] : [conf]),
+    ...args,
+  ];
+  try {
+    return await new Promise((resolve, reject) => {
+      const child = spawn('java', full, { stdio: ['ignore', 'pipe', 'pipe'] });
+      let stdout = '';
+      let stderr = '';
+      child.stdout.on('data', (b: Buffer) => (stdout += b.toString()));
+      child.stderr.on('data', (b: Buffer) => (stderr += b.toString()));
+      const timer = setTimeout(() => child.kill('SIGKILL'), opts.timeoutMs ?? 120_000);
+      child.on('error', (e) => {
+        clearTimeout(timer);
+        reject(e);
+      });
+      child.on('close', (code) => {
+        clearTimeout(timer);
+        resolve({ code, stdout, stderr });
+      });
+    });
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 }

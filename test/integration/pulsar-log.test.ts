@@ -1,10 +1,17 @@
-// The EventLog contract suite on PulsarLog against a real Pulsar standalone broker (one per file),
-// each case on a topic of its own.
+// PulsarLog against a real Pulsar standalone broker (one per file): the EventLog contract suite (each
+// case on a topic of its own), two writers on one log, orphans of uncommitted batches, and a standard
+// Pulsar client (pulsar-client consume, from Maven Central) reading what the cds service published.
+import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
-import { after, before } from 'node:test';
-import { PulsarLog } from '../../src/adapters/pulsar/index.ts';
+import { after, before, describe, it } from 'node:test';
+import { PulsarLog, WsPulsarClient, topicName } from '../../src/adapters/pulsar/index.ts';
+import { partitionOfKey } from '../../src/adapters/pulsar/hash.ts';
 import { eventLogContract } from '../../src/log/contract.ts';
-import { isSkipped, startPulsar } from '../helpers/pulsar.ts';
+import { assertRecord, readRange, recordOf } from '../../src/log/contract-helpers.ts';
+import type { AppendRecord, Appended } from '../../src/log/port.ts';
+import { startTestApp } from '../helpers/app.ts';
+import { makeDecision } from '../helpers/decisions.ts';
+import { isSkipped, runPulsarTool, startPulsar } from '../helpers/pulsar.ts';
 import type { SkippedPulsar, TestPulsar } from '../helpers/pulsar.ts';
 
 let pulsar: TestPulsar | SkippedPulsar = { skipped: 'not started' };
@@ -20,14 +27,193 @@ after(async () => {
   if (!isSkipped(pulsar)) await pulsar.stop();
 });
 
-eventLogContract('PulsarLog', async () => {
+function broker(): TestPulsar {
   if (isSkipped(pulsar)) throw new Error(pulsar.skipped);
-  const url = pulsar.webServiceUrl;
-  const opts = { url, tenant, namespace: 'contract', topic: `log-${++n}`, partitions: 3 };
-  const log = await PulsarLog.open(opts);
-  return {
-    log,
-    reopen: () => PulsarLog.open(opts),
-    cleanup: async () => {},
+  return pulsar;
+}
+
+eventLogContract('PulsarLog', async () => {
+  const opts = {
+    url: broker().webServiceUrl,
+    tenant,
+    namespace: 'contract',
+    topic: `log-${++n}`,
+    partitions: 3,
   };
+  const log = await PulsarLog.open(opts);
+  return { log, reopen: () => PulsarLog.open(opts), cleanup: async () => {} };
+});
+
+describe('PulsarLog beyond the contract', { timeout: 240_000 }, () => {
+  it('two writers on one log agree on every offset; each keeps its own per-key order', async () => {
+    const opts = {
+      url: broker().webServiceUrl,
+      tenant,
+      namespace: 'extra',
+      topic: 'two-writers',
+      partitions: 3,
+    };
+    const a = await PulsarLog.open(opts);
+    const b = await PulsarLog.open(opts);
+    try {
+      assert.equal(a.epoch, b.epoch);
+      const acked: { rec: AppendRecord; at: Appended; writer: number; seq: number }[] = [];
+      await Promise.all(
+        [a, b].map(async (log, w) => {
+          for (let s = 0; s < 25; s++) {
+            const recs = Array.from({ length: 1 + (s % 4) }, (_, i) =>
+              recordOf(`k${(s + i) % 5}`, `w${w}-${s}-${i}`),
+            );
+            const pos = await log.append(recs);
+            recs.forEach((rec, i) => acked.push({ rec, at: pos[i]!, writer: w, seq: s * 10 + i }));
+          }
+        }),
+      );
+      // Both see the other's records at the same offsets.
+      const until = (log: PulsarLog) =>
+        Promise.all(a.extents().map((e) => log.waitFor(e.partition, Math.max(0, e.next - 1))));
+      await until(b);
+      await until(a);
+      assert.deepEqual(a.extents(), b.extents());
+      for (const x of acked) {
+        assertRecord(await a.readOne(x.at.partition, x.at.offset), x.rec, x.at);
+        assertRecord(await b.readOne(x.at.partition, x.at.offset), x.rec, x.at);
+      }
+      let total = 0;
+      for (const e of a.extents()) total += (await readRange(b, e.partition, e.first, e.next)).length;
+      assert.equal(total, acked.length, 'nothing more, nothing less');
+      for (const w of [0, 1]) {
+        const mine = acked.filter((x) => x.writer === w).sort((x, y) => x.seq - y.seq);
+        const lastOfKey = new Map<string, number>();
+        for (const x of mine) {
+          assert.ok((lastOfKey.get(x.rec.key) ?? -1) < x.at.offset, `writer ${w} key ${x.rec.key} order`);
+          lastOfKey.set(x.rec.key, x.at.offset);
+        }
+      }
+    } finally {
+      await a.close();
+      await b.close();
+    }
+  });
+
+  it('a decision message without its commit (a failed batch) is never read', async () => {
+    const opts = { url: broker().webServiceUrl, tenant, namespace: 'extra', topic: 'orphans', partitions: 2 };
+    const log = await PulsarLog.open(opts);
+    const client = new WsPulsarClient(broker().webServiceUrl);
+    try {
+      const p = log.partitionOf('orphan');
+      const before = log.extents();
+      const producer = client.producer(topicName(tenant, 'extra', 'orphans', p));
+      await producer.whenConnected();
+      await producer.send({
+        payload: Buffer.from('{"orphan":true}'),
+        key: 'orphan',
+        properties: { 'cds.batch': 'x:1' },
+      });
+      const [at] = await log.append([recordOf('orphan', 'after-orphan')]);
+      assert.equal(at!.offset, before[p]!.next, 'the orphan took no offset');
+      assertRecord(await log.readOne(p, at!.offset), recordOf('orphan', 'after-orphan'), at!);
+      const again = await PulsarLog.open(opts);
+      try {
+        assert.deepEqual(again.extents(), log.extents());
+      } finally {
+        await again.close();
+      }
+    } finally {
+      await client.close();
+      await log.close();
+    }
+  });
+
+  it('partitions follow Pulsar key routing (Murmur3_32Hash)', async () => {
+    const client = new WsPulsarClient(broker().webServiceUrl);
+    const topic = topicName(tenant, 'extra', 'routing');
+    try {
+      await client.admin.ensureNamespace(`${tenant}/extra`);
+      await client.admin.createPartitionedTopic(topic, 5);
+      const url = `${broker().webServiceUrl.replace(/^http/, 'ws')}/ws/v2/producer/persistent/${tenant}/extra/routing?hashingScheme=Murmur3_32Hash&batchingEnabled=false`;
+      const { default: WebSocket } = await import('ws');
+      const ws = new WebSocket(url);
+      await new Promise((r, j) => (ws.once('open', r), ws.once('error', j)));
+      const keys = Array.from({ length: 40 }, (_, i) => `pf-${i}-é🔑`);
+      const acks = new Map<string, string>();
+      ws.on('message', (d) => {
+        const f = JSON.parse(d.toString()) as { context: string; messageId: string };
+        acks.set(f.context, f.messageId);
+      });
+      keys.forEach((key, i) => ws.send(JSON.stringify({ payload: 'eA==', key, context: String(i) })));
+      while (acks.size < keys.length) await new Promise((r) => setTimeout(r, 20));
+      ws.close();
+      const { decodeMessageId } = await import('../../src/adapters/pulsar/message-id.ts');
+      keys.forEach((key, i) =>
+        assert.equal(decodeMessageId(acks.get(String(i))!).partition, partitionOfKey(key, 5), key),
+      );
+    } finally {
+      await client.close();
+    }
+  });
+
+  it('pulsar-client (Maven Central) reads the decisions cds published, with their properties', async () => {
+    const t = await startTestApp({
+      log: { engine: 'pulsar' },
+      pulsar: {
+        url: broker().webServiceUrl,
+        tenant,
+        namespace: 'interop',
+        topic: 'decisions',
+        partitions: 3,
+      },
+    });
+    const decisions = Array.from({ length: 12 }, (_, i) => makeDecision(9000 + i, { priority: i % 10 }));
+    try {
+      const r = await t.request('POST', '/v1/decisions', { body: decisions });
+      assert.equal(r.status, 200, JSON.stringify(r.body));
+      const got = await t.request('GET', `/v1/decisions/${decisions[3]!.decisionId}`);
+      assert.equal(got.status, 200);
+      assert.equal(got.body.decision.decisionId, decisions[3]!.decisionId);
+    } finally {
+      await t.close();
+    }
+    const out = await runPulsarTool(broker(), 'org.apache.pulsar.client.cli.PulsarClientTool', [
+      'consume',
+      '-s',
+      'another-team',
+      '-p',
+      'Earliest',
+      '-n',
+      String(decisions.length),
+      '-mp',
+      topicName(tenant, 'interop', 'decisions'),
+    ]);
+    assert.equal(out.code, 0, out.stderr.slice(-2000));
+    const messages = out.stdout.split('----- got message -----').slice(1);
+    assert.equal(messages.length, decisions.length, out.stdout.slice(0, 2000));
+    const seen = new Set<string>();
+    for (const m of messages) {
+      const props = Object.fromEntries(
+        (/properties:\[(.*?)\], content:/s.exec(m)?.[1] ?? '').split(', ').map((kv) => {
+          const i = kv.indexOf('=');
+          return [kv.slice(0, i), kv.slice(i + 1)];
+        }),
+      );
+      const content = /content:(\{.*\}), event-time:/s.exec(m)?.[1] ?? '';
+      const body = JSON.parse(content) as {
+        decisionId: string;
+        revision: number;
+        portfolioId: string;
+        priority: number;
+      };
+      const want = decisions.find((d) => d.decisionId === body.decisionId);
+      assert.ok(want, `unknown decision ${body.decisionId}`);
+      assert.deepEqual(body, want, 'the payload is the decision as published');
+      assert.equal(props.decisionId, want.decisionId);
+      assert.equal(props.revision, String(want.revision));
+      assert.equal(props.key, want.portfolioId);
+      assert.equal(props.priority, String(want.priority));
+      assert.match(props.topics ?? '', /^decisions\.equity\.pf-/);
+      assert.match(m, new RegExp(`key:\\[${want.portfolioId}\\]`));
+      seen.add(body.decisionId);
+    }
+    assert.equal(seen.size, decisions.length);
+  });
 });
