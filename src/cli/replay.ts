@@ -1,6 +1,6 @@
 /**
  * `cds replay --topic PATTERN [--from T|P] [--to T|P] [--rate N] [--out FILE]`: an ad-hoc reader of
- * the log (ADR 0014). Streams GET /v1/topics/{topic}/decisions to a file or standard output as NDJSON,
+ * the log (ADR 0019). Streams GET /v1/topics/{topic}/decisions to a file or standard output as NDJSON,
  * at most N lines a second when asked (the client reads no faster, so the server reads no faster
  * either), with a progress bar on standard error (on a terminal) measured in log positions.
  */

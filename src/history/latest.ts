@@ -1,5 +1,5 @@
 /**
- * The latest-revision view of a topic (ADR 0014), as a compacted topic gives it: of each decision,
+ * The latest-revision view of a topic (ADR 0019), as a compacted topic gives it: of each decision,
  * the last revision stored on the topic before the snapshot's positions. One pass over the log in
  * order; a record is emitted unless the decision index knows a higher revision of its decision, before
  * the snapshot, that is also on the topic. Memory stays flat: no map of decisions is kept.
@@ -49,8 +49,8 @@ export async function* latestChunks(
         if (await superseded(r, revisions.get(r.headers[HEADERS.decisionId] ?? ''), end, index, encoder))
           continue;
         const payload = Buffer.from(r.payload.buffer, r.payload.byteOffset, r.payload.byteLength);
-        if (opts.excludeExpired === true && encoder.expired(payload)) continue;
-        if (opts.excludeCancelled === true && typeOf(payload) === 'cancel') continue;
+        if (opts.excludeExpired === true && encoder.expired(r, payload)) continue;
+        if (opts.excludeCancelled === true && (r.headers['type'] ?? typeOf(payload)) === 'cancel') continue;
         encoder.write(r, encoder.topicsOf(r), out);
         lines++;
       }
@@ -80,7 +80,7 @@ async function superseded(
   return false;
 }
 
-/** The decision's type (the payload parsed: only for records the view returns). */
+/** The decision's type, for records stored before it had a header (the payload parsed). */
 function typeOf(payload: Buffer): unknown {
   try {
     return (JSON.parse(payload.toString('utf8')) as { type?: unknown }).type;

@@ -50,6 +50,9 @@ export class ChunkWriter {
   }
 }
 
+/** Headers of the decision's type and expiresAt, written at ingest since they exist (ingest/record.ts). */
+const TYPE_HEADER = 'type';
+const EXPIRES_HEADER = 'expiresAt';
 const EXPIRES = Buffer.from('"expiresAt":"');
 const ATTRIBUTES = Buffer.from('"attributes":{');
 const QUOTE = 0x22;
@@ -134,9 +137,14 @@ export class LineEncoder {
     return topics.length > 0 && this.opts.select(topics);
   }
 
-  /** Whether the decision of `payload` is past its expiresAt at `now`. */
-  expired(payload: Buffer): boolean {
-    const exp = expiresAtOf(payload);
+  /**
+   * Whether the decision of `r` is past its expiresAt at `now`. Records that carry the decision's
+   * `type` in a header carry its `expiresAt` in one too when it has one (ingest/record.ts); older
+   * records are searched.
+   */
+  expired(r: LogRecord, payload: Buffer): boolean {
+    const h = r.headers;
+    const exp = h[TYPE_HEADER] !== undefined ? h[EXPIRES_HEADER] : expiresAtOf(payload);
     if (exp === undefined) return false;
     if (exp !== this.#lastExp) {
       this.#lastExp = exp;
@@ -168,7 +176,7 @@ export class LineEncoder {
       `{"decisionId":${JSON.stringify(h[HEADERS.decisionId] ?? '')},"revision":${Number.isInteger(revision) ? revision : 0}` +
         `,"position":"${r.partition}:${r.offset}","epoch":${this.#epochJson},"key":${JSON.stringify(r.key)}` +
         `,"topics":${t.json},"priority":${Number.isInteger(priority) ? priority : 0},"receivedAt":"${this.#lastIso}"` +
-        `${this.expired(payload) ? ',"expired":true' : ''},"decision":`,
+        `${this.expired(r, payload) ? ',"expired":true' : ''},"decision":`,
     );
     out.bytes(payload);
     out.string('}\n');

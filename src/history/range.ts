@@ -1,5 +1,5 @@
 /**
- * The range of a historical read (ADR 0014): `from` and `to`, each a time or positions, resolved
+ * The range of a historical read (ADR 0019): `from` and `to`, each a time or positions, resolved
  * against the log's extents into one offset range per partition, with a precise error for every way
  * a bound can be wrong (named after its parameter).
  */

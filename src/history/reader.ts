@@ -1,5 +1,5 @@
 /**
- * Historical retrieval (ADR 0014): the records of offset ranges read from the log in order, the
+ * Historical retrieval (ADR 0019): the records of offset ranges read from the log in order, the
  * selected ones encoded as NDJSON, handed out as chunks of bytes. The caller pulls the next chunk only
  * when it has written the last one, so a slow client slows the reads and memory stays flat (one log
  * read batch and one chunk at a time), however long the range.
@@ -41,9 +41,17 @@ export async function* historyChunks(
   let lines = 0;
   for (const range of ranges) {
     let off = range.from;
-    while (off < range.to) {
+    const readAt = (o: number) => {
+      const p = log.read(range.partition, o, Math.min(batch, range.to - o));
+      p.catch(() => undefined); // awaited below, unless the reader stops first
+      return p;
+    };
+    // The next read is in flight while a batch is encoded (and while its chunk is written out).
+    let next = off < range.to ? readAt(off) : undefined;
+    while (next !== undefined) {
+      const recs = await next;
+      next = undefined;
       if (opts.signal?.aborted) return;
-      const recs = await log.read(range.partition, off, Math.min(batch, range.to - off));
       if (recs.length === 0 || recs[0]!.offset !== off) {
         const first = log.extents()[range.partition]?.first ?? off;
         throw new CdsError(
@@ -52,9 +60,10 @@ export async function* historyChunks(
           { details: { first: `${range.partition}:${first}` } },
         );
       }
+      off = recs[recs.length - 1]!.offset + 1;
+      if (off < range.to) next = readAt(off);
       for (const r of recs) if (encoder.encode(r, out)) lines++;
       read += recs.length;
-      off = recs[recs.length - 1]!.offset + 1;
       if (out.length >= chunkBytes) yield { bytes: out.take(), read, lines };
     }
   }

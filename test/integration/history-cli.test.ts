@@ -1,5 +1,5 @@
 /**
- * `cds replay` against a real service process (ADR 0014): NDJSON to a file or standard output, the
+ * `cds replay` against a real service process (ADR 0019): NDJSON to a file or standard output, the
  * same lines as the REST stream, time and position bounds, the client-side rate limit, and refusals
  * reported with the service's error and exit code 1 (usage errors 2).
  */

@@ -1,5 +1,5 @@
 /**
- * The latest-revision view (ADR 0014): GET /v1/topics/{topic}/latest gives of each decision its last
+ * The latest-revision view (ADR 0019): GET /v1/topics/{topic}/latest gives of each decision its last
  * revision on the topic, optionally without cancelled and expired ones, with the positions it is
  * current at; a subscription started at those positions then delivers exactly what came after, so
  * snapshot + live = every decision once per revision, ending at its latest, while publishing goes on.

@@ -1,5 +1,5 @@
 /**
- * Historical retrieval over REST (ADR 0014): GET /v1/topics/{topic}/decisions streams exactly the
+ * Historical retrieval over REST (ADR 0019): GET /v1/topics/{topic}/decisions streams exactly the
  * stored decisions of a position or time range, in log order, with their envelope and the expired
  * mark; scopes filter it; every bad input is a precise error naming its parameter; the stream follows
  * the client (a slow reader slows the log reads, a client that leaves stops them).

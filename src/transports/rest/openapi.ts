@@ -77,6 +77,15 @@ const StoredDecision = Type.Object({
   decision: Type.Unsafe(ref('Decision')),
 });
 
+const HistoryLine = Type.Composite([
+  StoredDecision,
+  Type.Object({
+    expired: Type.Optional(
+      Type.Literal(true, { description: 'Past its expiresAt when the request arrived.' }),
+    ),
+  }),
+]);
+
 const errors = (...codes: number[]) =>
   Object.fromEntries(
     codes.map((c) => [String(c), { description: `Error (see docs/errors.md)`, content: json(ref('Error')) }]),
@@ -108,6 +117,7 @@ export function openApiDocument(): Record<string, unknown> {
         Error: plain(ErrorBody),
         PublishResult: plain(PublishResult),
         StoredDecision: plain(StoredDecision),
+        HistoryLine: plain(HistoryLine),
         RuleSet: plain(RuleSet),
       },
     },
@@ -177,6 +187,72 @@ export function openApiDocument(): Record<string, unknown> {
           responses: {
             '200': { description: 'Found.', content: json(ref('StoredDecision')) },
             ...errors(400, 401, 403, 404),
+          },
+        },
+      },
+      '/v1/topics/{topic}/decisions': {
+        get: {
+          summary:
+            'Historical retrieval (ADR 0019): the stored decisions on a topic or pattern between two positions or times, in log order, streamed as NDJSON with backpressure; expired ones marked `expired: true` (subscribe scope; results limited to what the caller may see, as the query).',
+          parameters: [
+            {
+              name: 'topic',
+              in: 'path',
+              required: true,
+              description: 'A topic, or a pattern with `*` and `>` (URL-encoded: `decisions.%3E`).',
+              schema: { type: 'string' },
+            },
+            q(
+              'from',
+              'Inclusive start: a position `P:O` (or one per partition, comma-separated) or an RFC 3339 time (receivedAt); default the first held record. A time before it starts there; a trimmed position is 410 POSITION_TRIMMED.',
+            ),
+            q(
+              'to',
+              'Exclusive end, as from; default the end of the log when the request arrives (the stream ends; it does not follow the tail).',
+            ),
+            q('epoch', 'The epoch the positions belong to; another epoch is 409 EPOCH_MISMATCH.'),
+          ],
+          responses: {
+            '200': {
+              description:
+                'One HistoryLine per line. Headers x-cds-epoch, x-cds-from and x-cds-to give the resolved range. A failure after the first line ends the stream with one line `{"error": {...}}`.',
+              content: { 'application/x-ndjson': { schema: ref('HistoryLine') } },
+            },
+            ...errors(400, 401, 403, 404, 409, 410, 429, 503),
+          },
+        },
+      },
+      '/v1/topics/{topic}/latest': {
+        get: {
+          summary:
+            'The latest-revision view (ADR 0019): of each decision, its last revision stored on the topic, in log order, with the positions the view is current at (a resume token: start a subscription there to follow live).',
+          parameters: [
+            { name: 'topic', in: 'path', required: true, schema: { type: 'string' } },
+            q('excludeCancelled', 'Leave out decisions whose latest revision is a cancel.', {
+              type: 'boolean',
+            }),
+            q('excludeExpired', 'Leave out decisions past their expiresAt.', { type: 'boolean' }),
+          ],
+          responses: {
+            '200': {
+              description:
+                'A JSON document { epoch, positions, items, count }, streamed; with `Accept: application/x-ndjson` the items as NDJSON and the positions in the x-cds-positions header.',
+              content: {
+                'application/json': {
+                  schema: {
+                    type: 'object',
+                    properties: {
+                      epoch: { type: 'string' },
+                      positions: { type: 'array', items: { type: 'string' } },
+                      items: { type: 'array', items: ref('HistoryLine') },
+                      count: { type: 'integer' },
+                    },
+                  },
+                },
+                'application/x-ndjson': { schema: ref('HistoryLine') },
+              },
+            },
+            ...errors(400, 401, 403, 404, 429, 503),
           },
         },
       },

@@ -1,5 +1,5 @@
 /**
- * Streaming a long answer onto the raw HTTP response with real backpressure (ADR 0014): a chunk is
+ * Streaming a long answer onto the raw HTTP response with real backpressure (ADR 0019): a chunk is
  * pulled from its source only after the previous one was accepted by the socket (or 'drain' came),
  * and the source is stopped as soon as the client goes away or the instance starts draining.
  */

@@ -1,5 +1,5 @@
 /**
- * Topic endpoints (ADR 0014): GET /v1/topics/{topic}/decisions (historical retrieval between two
+ * Topic endpoints (ADR 0019): GET /v1/topics/{topic}/decisions (historical retrieval between two
  * positions or times, streamed as NDJSON) and GET /v1/topics/{topic}/latest (the latest revision of
  * each decision on the topic, with the positions the view is current at). `topic` is a topic or a
  * pattern (`*`, `>`; URL-encoded). Everything is checked before the first byte is sent.
