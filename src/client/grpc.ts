@@ -94,6 +94,8 @@ export interface ErrorDetails {
   readonly fieldViolations: { field: string; description: string; reason: string }[];
   /** RetryInfo, in milliseconds. */
   readonly retryDelayMs?: number;
+  /** NOT_OWNER (cluster mode, ADR 0015): the instance that dispatches the subscription. */
+  readonly owner?: { readonly id?: string; readonly grpc?: string; readonly url?: string };
 }
 
 /** Decodes the rich status of a failed call. */
@@ -106,6 +108,7 @@ export function errorDetails(err: Partial<ServiceError>): ErrorDetails {
     retriable?: boolean;
     fieldViolations: ErrorDetails['fieldViolations'];
     retryDelayMs?: number;
+    owner?: { id?: string; grpc?: string; url?: string };
   } = { grpcCode: err.code ?? 2, message: err.details ?? '', fieldViolations: [] };
   if (!Buffer.isBuffer(raw)) return out;
   const status = Status.decode(raw);
@@ -116,6 +119,13 @@ export function errorDetails(err: Partial<ServiceError>): ErrorDetails {
       const info = ErrorInfo.decode(d.value);
       out.code = info.reason;
       out.retriable = info.metadata['retriable'] === 'true';
+      const { owner: id, ownerGrpc: grpc, ownerUrl: url } = info.metadata;
+      if (id !== undefined || grpc !== undefined)
+        out.owner = {
+          ...(id === undefined ? {} : { id }),
+          ...(grpc === undefined ? {} : { grpc }),
+          ...(url === undefined ? {} : { url }),
+        };
     } else if (type === 'google.rpc.BadRequest') {
       out.fieldViolations.push(...BadRequest.decode(d.value).fieldViolations);
     } else if (type === 'google.rpc.RetryInfo') {
@@ -130,6 +140,8 @@ export function errorDetails(err: Partial<ServiceError>): ErrorDetails {
 export interface GrpcSubscriberOptions {
   /** `host:port` of a cds gRPC listener. */
   readonly address: string;
+  /** More instances of the same cluster, tried in turn when the current one cannot be reached. */
+  readonly addresses?: readonly string[];
   /** TLS (or mTLS) towards a listener with `grpc.tls` set; plaintext when absent. */
   readonly tls?: GrpcTls;
   /** API key or JWT. */
@@ -197,7 +209,14 @@ const RETRY_CODES = new Set([1, 4, 8, 10, 13, 14]); // CANCELLED, DEADLINE_EXCEE
  */
 export class GrpcSubscriber implements AsyncIterable<GrpcSubscriberEvent> {
   readonly #opts: GrpcSubscriberOptions;
-  readonly #client: SubscriptionServiceClient;
+  #client: SubscriptionServiceClient;
+  readonly #channel: ReturnType<typeof channel>;
+  readonly #seeds: readonly string[];
+  #seed = 0;
+  /** NOT_OWNER answers followed in a row (at most 5, then the next seed). */
+  #redirects = 0;
+  /** The first subscribe's resume, until a subscribe succeeds (a redirected one is sent again). */
+  #resume: unknown;
   readonly #events: GrpcSubscriberEvent[] = [];
   #wake: (() => void) | undefined;
   #stream: ClientDuplexStream<SessionRequest, SessionResponse> | undefined;
@@ -210,8 +229,10 @@ export class GrpcSubscriber implements AsyncIterable<GrpcSubscriberEvent> {
 
   constructor(opts: GrpcSubscriberOptions) {
     this.#opts = opts;
-    const { creds, options } = channel(opts.tls);
-    this.#client = new SubscriptionServiceClient(opts.address, creds, options);
+    this.#channel = channel(opts.tls);
+    this.#seeds = [opts.address, ...(opts.addresses ?? [])];
+    this.#client = this.#clientFor(opts.address);
+    this.#resume = opts.resume;
     const hb = opts.heartbeatMs ?? 10_000;
     this.#timer = setInterval(() => {
       const s = this.#stream;
@@ -220,7 +241,28 @@ export class GrpcSubscriber implements AsyncIterable<GrpcSubscriberEvent> {
       s.write(request(0, { heartbeat: { atMs: Date.now(), stats: undefined } }));
     }, hb);
     this.#timer.unref();
-    this.#open(opts.resume);
+    this.#open();
+  }
+
+  #clientFor(address: string): SubscriptionServiceClient {
+    return new SubscriptionServiceClient(address, this.#channel.creds, this.#channel.options);
+  }
+
+  /** Where the next session goes (cluster mode, ADR 0015): the owner a NOT_OWNER named, else a seed. */
+  #retarget(details: ErrorDetails, subscribed: boolean): number | undefined {
+    let address: string | undefined;
+    if (details.code === 'NOT_OWNER' && details.owner?.grpc !== undefined && this.#redirects < 5) {
+      this.#redirects++;
+      address = details.owner.grpc;
+    } else if (this.#seeds.length > 1 && (!subscribed || this.#redirects > 0)) {
+      this.#redirects = 0;
+      this.#seed = (this.#seed + 1) % this.#seeds.length;
+      address = this.#seeds[this.#seed];
+    }
+    if (address === undefined) return undefined;
+    this.#client.close();
+    this.#client = this.#clientFor(address);
+    return details.code === 'NOT_OWNER' && this.#redirects > 0 ? 0 : undefined;
   }
 
   #push(e: GrpcSubscriberEvent): void {
@@ -228,8 +270,10 @@ export class GrpcSubscriber implements AsyncIterable<GrpcSubscriberEvent> {
     this.#wake?.();
   }
 
-  #open(resume: unknown): void {
+  #open(): void {
     const s = this.#client.session(bearer(this.#opts.token));
+    const resume = this.#resume;
+    let subscribed = false;
     this.#stream = s;
     this.#lastSeen = Date.now();
     const attempt = this.#attempt;
@@ -244,6 +288,9 @@ export class GrpcSubscriber implements AsyncIterable<GrpcSubscriberEvent> {
         });
       } else if (m.subscribed !== undefined) {
         this.#attempt = 0;
+        this.#redirects = 0;
+        this.#resume = undefined;
+        subscribed = true;
         const previous = this.#epoch;
         this.#epoch = m.subscribed.epoch;
         if (previous !== undefined && previous !== m.subscribed.epoch)
@@ -284,14 +331,16 @@ export class GrpcSubscriber implements AsyncIterable<GrpcSubscriberEvent> {
         return this.#push({ type: 'closed', error: details });
       }
       const b = this.#opts.backoff ?? { initialMs: 100, maxMs: 5000 };
-      const delayMs = Math.max(
-        details.retryDelayMs ?? 0,
-        Math.min(b.maxMs, b.initialMs * 2 ** Math.min(this.#attempt, 16)),
-      );
+      const delayMs =
+        this.#retarget(details, subscribed) ??
+        Math.max(
+          details.retryDelayMs ?? 0,
+          Math.min(b.maxMs, b.initialMs * 2 ** Math.min(this.#attempt, 16)),
+        );
       this.#attempt++;
       this.#push({ type: 'reconnecting', attempt: this.#attempt, delayMs, error: details });
       setTimeout(() => {
-        if (!this.#closed) this.#open(undefined);
+        if (!this.#closed) this.#open();
       }, delayMs).unref();
     });
     s.on('end', () => undefined);

@@ -1,7 +1,9 @@
 /**
  * A TypeScript subscriber for the WebSocket transport (ADR 0009): reconnects with backoff, resumes
  * (the server redelivers what was not acknowledged), detects gaps through `prevPosition`, acks and
- * grants credits. Events are a typed union read with `for await`.
+ * grants credits. Events are a typed union read with `for await`. In cluster mode (ADR 0015) it
+ * follows NOT_OWNER to the instance that dispatches the subscription, and when an instance cannot
+ * be reached it tries the next of the URLs it was given.
  */
 import WebSocket from 'ws';
 
@@ -74,7 +76,7 @@ export class GapDetector {
 
 /** What the client reports. */
 export type SubscriberEvent =
-  | { readonly type: 'connected'; readonly consumer: string; readonly epoch: string }
+  | { readonly type: 'connected'; readonly consumer: string; readonly epoch: string; readonly url: string }
   /**
    * This connection found the log at another epoch than the previous one did: the service was
    * restored from a backup (or reset). Positions of the old epoch mean nothing now: what was not
@@ -103,6 +105,8 @@ export type UpdateOutcome =
 export interface SubscriberOptions {
   /** Base URL of the service (http://host:port). */
   readonly url: string;
+  /** More instances of the same cluster, tried in turn when the current one cannot be reached. */
+  readonly urls?: readonly string[];
   readonly apiKey: string;
   readonly subscription: string;
   /** Credits granted at connect; acks give them back (default 100). */
@@ -119,6 +123,15 @@ export class Subscriber {
   #seq = 0;
   #delay: number;
   #epoch: string | undefined;
+  readonly #seeds: readonly string[];
+  #seed = 0;
+  /** Where the next connection goes: a seed, or the owner a NOT_OWNER named. */
+  #target: string;
+  /** Set by a NOT_OWNER naming an owner: the close that follows reconnects there at once. */
+  #redirect: string | undefined;
+  #redirects = 0;
+  /** Whether the current connection got `subscribed` (else a failure moves on to the next URL). */
+  #subscribedHere = false;
   readonly #waiting = new Map<number, (r: AckOutcome[]) => void>();
   readonly #updates = new Map<number, (r: UpdateOutcome) => void>();
   readonly #events: SubscriberEvent[] = [];
@@ -131,6 +144,8 @@ export class Subscriber {
   constructor(opts: SubscriberOptions) {
     this.#opts = opts;
     this.#delay = opts.reconnect === false ? 0 : (opts.reconnect?.minMs ?? 50);
+    this.#seeds = [opts.url, ...(opts.urls ?? [])];
+    this.#target = opts.url;
     this.#connect();
   }
 
@@ -141,10 +156,12 @@ export class Subscriber {
 
   #connect(): void {
     if (this.#closed) return;
-    const ws = new WebSocket(`${this.#opts.url.replace(/^http/, 'ws')}/v1/ws`, {
+    const url = this.#target;
+    const ws = new WebSocket(`${url.replace(/^http/, 'ws')}/v1/ws`, {
       headers: { authorization: `Bearer ${this.#opts.apiKey}` },
     });
     this.#ws = ws;
+    this.#subscribedHere = false;
     ws.on('open', () => {
       ws.send(
         JSON.stringify({
@@ -154,7 +171,7 @@ export class Subscriber {
         }),
       );
     });
-    ws.on('message', (data) => this.#onFrame(String(data)));
+    ws.on('message', (data) => this.#onFrame(String(data), url));
     ws.on('error', () => undefined);
     ws.on('close', (code, reason) => {
       if (this.#ws !== ws) return;
@@ -166,12 +183,25 @@ export class Subscriber {
       this.#emit({ type: 'disconnected', code, reason: String(reason) });
       const r = this.#opts.reconnect;
       if (this.#closed || r === false || code === 4511 || code === 4540 || code === 4541) return;
+      const to = this.#redirect;
+      this.#redirect = undefined;
+      if (to !== undefined) {
+        this.#target = to; // NOT_OWNER named the owner: go there now
+        return this.#connect();
+      }
+      // Unreachable, refused, or redirected in a loop: the next instance given. A connection that
+      // worked tries the same instance again first (a restart, or a lease that moved: it redirects).
+      if (!this.#subscribedHere || this.#redirects > 0) {
+        this.#seed = (this.#seed + 1) % this.#seeds.length;
+        this.#target = this.#seeds[this.#seed] as string;
+        this.#redirects = 0;
+      }
       setTimeout(() => this.#connect(), this.#delay).unref();
       this.#delay = Math.min(this.#delay * 2, r?.maxMs ?? 2000);
     });
   }
 
-  #onFrame(text: string): void {
+  #onFrame(text: string, url: string): void {
     let f: Record<string, unknown>;
     try {
       f = JSON.parse(text) as Record<string, unknown>;
@@ -184,6 +214,8 @@ export class Subscriber {
     switch (f['type']) {
       case 'subscribed': {
         this.#delay = this.#opts.reconnect === false ? 0 : (this.#opts.reconnect?.minMs ?? 50);
+        this.#redirects = 0;
+        this.#subscribedHere = true;
         const epoch = String(f['epoch']);
         const previous = this.#epoch;
         this.#epoch = epoch;
@@ -191,7 +223,7 @@ export class Subscriber {
           this.gaps.reset();
           this.#emit({ type: 'epochChanged', previous, epoch });
         }
-        return this.#emit({ type: 'connected', consumer: String(f['consumer']), epoch });
+        return this.#emit({ type: 'connected', consumer: String(f['consumer']), epoch, url });
       }
       case 'deliveries': {
         if (this.dropNextFrames > 0) {
@@ -217,7 +249,8 @@ export class Subscriber {
         return w?.({ ok: true, version: Number(f['version']) });
       }
       case 'error': {
-        const e = f['error'] as { code: string; message: string };
+        const e = f['error'] as { code: string; message: string; details?: Record<string, unknown> };
+        if (e.code === 'NOT_OWNER') return this.#notOwner(e);
         const ref = f['ref'] as number; // the id of the message it answers, when it had one
         const w = this.#updates.get(ref);
         if (w !== undefined) {
@@ -230,6 +263,17 @@ export class Subscriber {
         return this.#emit({ type: 'error', error: e });
       }
     }
+  }
+
+  /** The subscribe was answered NOT_OWNER: reconnect to the owner it names (at most 5 hops in a row). */
+  #notOwner(e: { code: string; message: string; details?: Record<string, unknown> }): void {
+    const owner = e.details?.['owner'] as { url?: unknown } | null | undefined;
+    if (typeof owner?.url === 'string' && this.#redirects < 5) {
+      this.#redirects++;
+      this.#redirect = owner.url;
+    }
+    this.#emit({ type: 'error', error: { code: e.code, message: e.message } });
+    this.#ws?.close(1000);
   }
 
   #request(msg: Record<string, unknown>): Promise<AckOutcome[]> {

@@ -118,7 +118,7 @@ export class ClusterCoordinator implements Placement {
       const seen = this.#seen.get(name);
       if (!this.#taking || (this.#cooling.get(name) ?? 0) > this.#now()) throw this.#notOwner(name, seen);
       const sentAt = this.#now();
-      const token = (await this.#store.acquire(this.id, [name], this.#opts.leaseMs)).get(name);
+      const token = (await this.#acquireWithin(name)).get(name);
       if (token === undefined) {
         const [view] = await this.#store.leases([name]);
         if (view === undefined) throw new CdsError('NOT_FOUND', `no subscription '${name}'`);
@@ -128,6 +128,27 @@ export class ClusterCoordinator implements Placement {
       if (!(await this.#run(name, token, sentAt)))
         throw new CdsError('NOT_FOUND', `no subscription '${name}'`);
     });
+  }
+
+  /**
+   * Acquires one lease for a waiting consumer, within half a lease: past that (the store is slow or
+   * unreachable from here) the consumer is told NOT_OWNER with no owner, so that it tries another
+   * instance; a lease the late statement takes after all is released.
+   */
+  async #acquireWithin(name: string): Promise<Map<string, number>> {
+    const acquiring = this.#store.acquire(this.id, [name], this.#opts.leaseMs);
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<'late'>((r) => (timer = setTimeout(() => r('late'), this.#opts.leaseMs / 2)));
+    try {
+      const got = await Promise.race([acquiring, late]).catch((e: unknown) => {
+        throw this.#notOwner(name, undefined, e);
+      });
+      if (got !== 'late') return got;
+      void acquiring.then((m) => this.#store.release(this.id, m)).catch(() => undefined);
+      throw this.#notOwner(name, undefined);
+    } finally {
+      clearTimeout(timer);
+    }
   }
 
   changed(name: string): void {
@@ -252,15 +273,17 @@ export class ClusterCoordinator implements Placement {
     }).catch(this.#opts.onError);
   }
 
-  #notOwner(name: string, v: LeaseView | undefined): CdsError {
+  #notOwner(name: string, v: LeaseView | undefined, cause?: unknown): CdsError {
     const owner = v?.owner ? { id: v.owner, ...v.address } : null;
     const where = owner === null ? '' : ` (${owner.url ?? owner.grpc ?? owner.id})`;
     return new CdsError(
       'NOT_OWNER',
-      owner === null
-        ? `no instance dispatches subscription '${name}' yet; retry shortly`
-        : `subscription '${name}' is dispatched by another instance${where}; connect there`,
-      { details: { subscription: name, owner }, retryAfterSeconds: 1 },
+      owner !== null
+        ? `subscription '${name}' is dispatched by another instance${where}; connect there`
+        : v === undefined
+          ? `this instance cannot take the lease of subscription '${name}' now; try another instance`
+          : `no instance dispatches subscription '${name}' yet; retry shortly`,
+      { details: { subscription: name, owner }, retryAfterSeconds: 1, cause },
     );
   }
 

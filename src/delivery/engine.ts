@@ -5,7 +5,7 @@
  * cursor commits, and nothing of it is dispatched (nor timed out) once the fence says the lease is overdue.
  */
 import { CdsError } from '../errors/index.ts';
-import type { EventLog } from '../log/index.ts';
+import { firstAtOrAfter, type EventLog } from '../log/index.ts';
 import { SubscriptionMatcher, type ExplainVerdict } from '../routing/index.ts';
 import type { CursorSnapshot, DeadLetter, SubscriptionStore } from '../state/subscriptions-port.ts';
 import type { StartSpec, SubscriptionSpec } from '../subscriptions/spec.ts';
@@ -39,6 +39,8 @@ export class DeliveryEngine {
   readonly #matcher = new SubscriptionMatcher();
   readonly #runtimes = new Map<string, SubscriptionRuntime>();
   readonly #fences = new Map<SubscriptionRuntime, Fence>();
+  /** Runtimes stopped by `retire` until their last commit is done (no longer running, still committed). */
+  readonly #retiring = new Set<[string, SubscriptionRuntime]>();
   readonly #tail: TailReader;
   #commitTimer: NodeJS.Timeout | undefined;
   #tickTimer: NodeJS.Timeout | undefined;
@@ -148,11 +150,19 @@ export class DeliveryEngine {
   async retire(name: string, code: ErrorCode, message: string): Promise<void> {
     const rt = this.#runtimes.get(name);
     if (rt === undefined) return;
+    const fence = this.#fences.get(rt);
+    const entry: [string, SubscriptionRuntime] = [name, rt];
+    const unsaved = this.#unsavedDeadLetters.get(name);
+    this.#drop(name, rt); // gone at once: a consumer arriving now finds it absent, not stopped
     rt.stop(code, message);
+    if (fence !== undefined) this.#fences.set(rt, fence);
+    if (unsaved !== undefined) this.#unsavedDeadLetters.set(name, unsaved); // still to store
+    this.#retiring.add(entry);
     try {
       await this.commit();
     } finally {
-      this.#drop(name, rt);
+      this.#retiring.delete(entry);
+      this.#fences.delete(rt);
     }
   }
 
@@ -192,18 +202,7 @@ export class DeliveryEngine {
       return out;
     }
     const t = Date.parse(start.time);
-    return Promise.all(ext.map((e) => this.#firstAtOrAfter(e.partition, e.first, e.next, t)));
-  }
-
-  /** Binary search of the first offset received at or after `t` (timestamps ascend within a partition). */
-  async #firstAtOrAfter(p: number, lo: number, hi: number, t: number): Promise<number> {
-    while (lo < hi) {
-      const mid = Math.floor((lo + hi) / 2);
-      const r = await this.log.readOne(p, mid);
-      if (r === undefined || r.timestamp < t) lo = mid + 1;
-      else hi = mid;
-    }
-    return lo;
+    return Promise.all(ext.map((e) => firstAtOrAfter(this.log, e.partition, e.first, e.next, t)));
   }
 
   /** Writes dead letters, then the cursors of every subscription that changed, in one batch. */
@@ -228,7 +227,8 @@ export class DeliveryEngine {
     const fences = new Map<string, number>();
     const dirty: SubscriptionRuntime[] = [];
     let failure: { e: unknown } | undefined;
-    for (const [name, rt] of this.#runtimes) {
+    // Retiring runtimes first: a runtime started again under the same name (a new lease) wins.
+    for (const [name, rt] of [...this.#retiring, ...this.#runtimes]) {
       const taken = rt.takeDeadLetters();
       const held = this.#unsavedDeadLetters.get(name);
       const dl =

@@ -1,0 +1,408 @@
+/**
+ * Cluster mode with two instances on one PostgreSQL database and one shared log (ADR 0015): both
+ * apps run in this process on one SegmentLog, which stands in for the shared Pulsar log (the
+ * two-process SIGKILL test on Pulsar comes with the Pulsar adapter). Instance A reaches PostgreSQL
+ * through a TCP proxy, so that the test can cut A off (a silent partition: its statements hang).
+ *
+ * - Subscriptions spread over the two; a WebSocket or gRPC consumer that connects to the instance not
+ *   dispatching its subscription is redirected (NOT_OWNER) to the one that does.
+ * - Under a steady load, A is cut off from PostgreSQL: it stops dispatching before its leases can
+ *   expire (its consumers are closed), B takes them over after they expired, the consumers follow;
+ *   then B is stopped (gracefully) and A, reconnected, takes everything. Every consumer ends with every
+ *   decision, first receipts in per-key order, and no subscription was ever dispatched by both at once
+ *   (the receipts of a subscription, in time order, never go back to an instance it left).
+ */
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer, connect, type Server, type Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { after, before, describe, it } from 'node:test';
+import pg from 'pg';
+import pino from 'pino';
+import { SegmentLog } from '../../src/adapters/embedded/log/index.ts';
+import { buildApp, type App } from '../../src/app.ts';
+import { GrpcSubscriber } from '../../src/client/grpc.ts';
+import { Subscriber, type Delivery } from '../../src/client/index.ts';
+import { loadConfig } from '../../src/config/index.ts';
+import type { EventLog } from '../../src/log/index.ts';
+import { makeDecision } from '../helpers/decisions.ts';
+
+/** A decision of a key that does not expire. */
+const decision = (decisionId: string, portfolioId: string) =>
+  makeDecision(0, { decisionId, portfolioId, expiresAt: undefined });
+import { startPostgres, type TestPostgres } from '../helpers/postgres.ts';
+
+const ADMIN_KEY = 'cds_cluster-admin-key-0123456789abcdefghijkl';
+const LEASE_MS = 1500;
+const RENEW_MS = 300;
+
+/** A TCP proxy that can hold every connection (a silent network partition) and release them. */
+class PgProxy {
+  readonly pairs = new Set<{ c: Socket; u: Socket }>();
+  held = false;
+  port = 0;
+  readonly server: Server = createServer((c) => {
+    const u = connect(this.targetPort, this.host);
+    const pair = { c, u };
+    this.pairs.add(pair);
+    const drop = () => {
+      this.pairs.delete(pair);
+      c.destroy();
+      u.destroy();
+    };
+    c.on('error', drop).on('close', drop);
+    u.on('error', drop).on('close', drop);
+    if (this.held) {
+      c.pause();
+      u.pause();
+    } else {
+      c.pipe(u);
+      u.pipe(c);
+    }
+  });
+
+  constructor(
+    private readonly host: string,
+    private readonly targetPort: number,
+  ) {}
+
+  async start(): Promise<this> {
+    await new Promise<void>((r) => this.server.listen(0, '127.0.0.1', r));
+    this.port = (this.server.address() as { port: number }).port;
+    return this;
+  }
+
+  /** Stops forwarding, in both directions, on every connection (new ones too). */
+  hold(): void {
+    this.held = true;
+    for (const { c, u } of this.pairs) {
+      c.unpipe(u);
+      u.unpipe(c);
+      c.pause();
+      u.pause();
+    }
+  }
+
+  /** Forwards again (what was sent meanwhile flows on). */
+  heal(): void {
+    this.held = false;
+    for (const { c, u } of this.pairs) {
+      c.pipe(u);
+      u.pipe(c);
+    }
+  }
+
+  async close(): Promise<void> {
+    for (const { c, u } of this.pairs) {
+      c.destroy();
+      u.destroy();
+    }
+    await new Promise((r) => this.server.close(r));
+  }
+}
+
+/** One instance: its app and where clients reach it. */
+interface Instance {
+  readonly app: App;
+  readonly url: string;
+  readonly grpc: string;
+  readonly dataDir: string;
+}
+
+async function startInstance(pgUrl: string, log: EventLog): Promise<Instance> {
+  const dataDir = mkdtempSync(join(tmpdir(), 'cds-cluster-'));
+  const config = loadConfig({
+    overrides: {
+      dataDir,
+      http: { port: 0 },
+      grpc: { port: 0 },
+      security: { adminKey: ADMIN_KEY },
+      state: { engine: 'postgres' },
+      postgres: { url: pgUrl },
+      cluster: { leaseMs: LEASE_MS, renewMs: RENEW_MS },
+    },
+  });
+  const app = await buildApp(config, { logger: pino({ level: 'silent' }), log });
+  const { http, grpc } = await app.listen();
+  return { app, url: http, grpc, dataDir };
+}
+
+/** The shared log, closed once by the test rather than by each app. */
+function shared(log: SegmentLog): EventLog {
+  return new Proxy(log, {
+    get(target, p) {
+      if (p === 'close') return async () => {};
+      const v: unknown = Reflect.get(target, p);
+      return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
+    },
+  }) as EventLog;
+}
+
+async function request(i: Instance, method: string, url: string, body?: unknown) {
+  const res = await i.app.http.inject({
+    method: method as 'GET',
+    url,
+    headers: {
+      authorization: `Bearer ${ADMIN_KEY}`,
+      ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+    },
+    ...(body === undefined ? {} : { payload: JSON.stringify(body) }),
+  });
+  return { status: res.statusCode, body: JSON.parse(res.body || 'null') };
+}
+
+async function within(ms: number, what: string, cond: () => Promise<boolean> | boolean): Promise<void> {
+  const t0 = Date.now();
+  while (!(await cond())) {
+    if (Date.now() - t0 > ms) throw new Error(`${what}: not within ${ms} ms`);
+    await sleep(25);
+  }
+}
+
+/** A receipt of one delivery by one consumer. */
+interface Receipt {
+  readonly position: string;
+  readonly key: string;
+  readonly decisionId: string;
+  readonly at: number;
+  /** The instance the consumer was connected to. */
+  readonly url: string;
+}
+
+/** A WebSocket consumer that acks everything and records what it received, and from where. */
+function consumer(subscription: string, urls: string[], receipts: Receipt[], events: string[]): Subscriber {
+  const s = new Subscriber({
+    url: urls[0] as string,
+    urls: urls.slice(1),
+    apiKey: ADMIN_KEY,
+    subscription,
+    credits: 200,
+    reconnect: { minMs: 20, maxMs: 200 },
+  });
+  let url = '';
+  void (async () => {
+    for await (const e of s.events()) {
+      if (e.type === 'connected') {
+        url = e.url;
+        events.push(`connected ${e.url} ${performance.now()}`);
+      } else if (e.type === 'disconnected') events.push(`disconnected ${e.code} ${url} ${performance.now()}`);
+      else if (e.type === 'deliveries') {
+        const at = performance.now();
+        for (const d of e.deliveries as Delivery[]) {
+          const decision = d.decision as { decisionId: string };
+          receipts.push({ position: d.position, key: d.key, decisionId: decision.decisionId, at, url });
+        }
+        void s.ack(e.deliveries.map((d) => d.position));
+      }
+    }
+  })();
+  return s;
+}
+
+const started = await startPostgres();
+
+if ('skipped' in started) {
+  it('cluster failover on PostgreSQL', { skip: started.skipped }, () => {});
+} else {
+  const db = started as TestPostgres;
+  describe('two instances on one PostgreSQL database and one shared log', () => {
+    let proxy: PgProxy;
+    let log: SegmentLog;
+    let logDir: string;
+    let a: Instance;
+    let b: Instance;
+    const names = ['c-one', 'c-two', 'c-three', 'c-four'];
+    const owners = async (): Promise<Map<string, string>> => {
+      const c = new pg.Client({ connectionString: db.url });
+      await c.connect();
+      try {
+        const { rows } = await c.query(
+          `SELECT l.name, m.url FROM cds_leases l JOIN cds_members m ON m.id = l.owner
+           WHERE l.expires_at > clock_timestamp()`,
+        );
+        return new Map(rows.map((r) => [r.name as string, r.url as string]));
+      } finally {
+        await c.end();
+      }
+    };
+
+    before(async () => {
+      const u = new URL(db.url);
+      proxy = await new PgProxy(u.hostname, Number(u.port)).start();
+      const viaProxy = new URL(db.url);
+      viaProxy.port = String(proxy.port);
+      logDir = mkdtempSync(join(tmpdir(), 'cds-shared-log-'));
+      log = await SegmentLog.open(logDir);
+      a = await startInstance(viaProxy.toString(), shared(log));
+      b = await startInstance(db.url, shared(log));
+    });
+    after(async () => {
+      proxy?.heal();
+      await a?.app.close();
+      await b?.app.close();
+      await log?.close();
+      await proxy?.close();
+      for (const d of [a?.dataDir, b?.dataDir, logDir]) if (d) rmSync(d, { recursive: true, force: true });
+      await db.stop();
+    });
+
+    it('subscriptions spread over both; a consumer of the other instance is redirected (WebSocket and gRPC)', async () => {
+      for (const name of names) {
+        const r = await request(a, 'POST', '/v1/subscriptions', { name, topics: ['decisions.>'] });
+        assert.equal(r.status, 201, JSON.stringify(r.body));
+      }
+      await within(5000, 'two subscriptions on each instance', async () => {
+        const o = [...(await owners()).values()];
+        return o.length === 4 && o.filter((u) => u === a.url).length === 2;
+      });
+      const o = await owners();
+      const onB = names.find((n) => o.get(n) === b.url) as string;
+      const view = await request(a, 'GET', `/v1/subscriptions/${onB}`);
+      assert.equal(view.body.status.owner.url, b.url, JSON.stringify(view.body.status));
+      const pull = await request(a, 'POST', `/v1/subscriptions/${onB}/fetch`, { max: 1 });
+      assert.equal(pull.status, 421);
+      assert.equal(pull.body.error.code, 'NOT_OWNER');
+      assert.equal(pull.body.error.details.owner.url, b.url);
+
+      const ws = new Subscriber({ url: a.url, apiKey: ADMIN_KEY, subscription: onB, credits: 100 });
+      const grpc = new GrpcSubscriber({ address: a.grpc, token: ADMIN_KEY, subscription: onB });
+      try {
+        const wsEvents: string[] = [];
+        let connectedTo = '';
+        while (connectedTo === '') {
+          const e = await ws.next(5000);
+          assert.ok(e, 'an event');
+          wsEvents.push(e.type === 'error' ? e.error.code : e.type);
+          if (e.type === 'connected') connectedTo = e.url;
+        }
+        assert.equal(connectedTo, b.url);
+        assert.ok(wsEvents.includes('NOT_OWNER'), wsEvents.join(','));
+        const g = grpc[Symbol.asyncIterator]();
+        let redirected = false;
+        for (;;) {
+          const e = (await g.next()).value;
+          if (e.type === 'reconnecting') redirected ||= e.error.code === 'NOT_OWNER';
+          if (e.type === 'subscribed') break;
+          assert.notEqual(e.type, 'closed');
+        }
+        assert.ok(redirected, 'the gRPC session was redirected');
+        const batch = Array.from({ length: 10 }, (_, i) => decision(`redirect-${i}`, `pf-${i}`));
+        assert.equal((await request(a, 'POST', '/v1/decisions', batch)).status, 200);
+        // The two consumers form a consumer group on B: together they get all ten.
+        const got = new Set<string>();
+        const deadline = Date.now() + 5000;
+        while (got.size < 10 && Date.now() < deadline) {
+          const e = await ws.next(50);
+          if (e?.type === 'deliveries') for (const d of e.deliveries) got.add(d.position);
+          const g2 = await Promise.race([g.next(), sleep(50).then(() => undefined)]);
+          if (g2 !== undefined && g2.value.type === 'deliveries') {
+            for (const d of g2.value.deliveries) got.add(d.position);
+            grpc.ack(g2.value.deliveries.map((d) => d.position));
+          }
+        }
+        assert.equal(got.size, 10);
+      } finally {
+        ws.close();
+        grpc.close();
+      }
+    });
+
+    it('A cut off from PostgreSQL stops dispatching before its leases expire; B takes over; then B stops and A takes all: nothing lost, per-key order, one dispatcher at a time', async () => {
+      const receipts = new Map(names.map((n) => [n, [] as Receipt[]]));
+      const firstOwner = new Map<string, string>();
+      const events: string[] = [];
+      const subs = names.flatMap((n) => [
+        consumer(n, [a.url, b.url], receipts.get(n) as Receipt[], events),
+        consumer(n, [b.url, a.url], receipts.get(n) as Receipt[], events),
+      ]);
+      const published: string[] = [];
+      let publishing = true;
+      let seq = 0;
+      // Publishes go through B until it stops, then through A (A's publish path needs PostgreSQL too).
+      let via = b;
+      const load = (async () => {
+        while (publishing) {
+          const batch = Array.from({ length: 5 }, () => decision(`load-${seq}`, `pf-${seq++ % 8}`));
+          const r = await request(via, 'POST', '/v1/decisions', batch);
+          if (r.status === 200) published.push(...batch.map((d) => d.decisionId));
+          await sleep(10);
+        }
+      })();
+      try {
+        await sleep(800);
+        const before = await owners();
+        for (const [n, u] of before) firstOwner.set(n, u);
+        const fromA = names.filter((n) => before.get(n) === a.url);
+        assert.equal(fromA.length, 2, 'A dispatches two subscriptions');
+        const cutAt = performance.now();
+        proxy.hold();
+        // B takes A's subscriptions once their leases expired in PostgreSQL.
+        await within(LEASE_MS * 4, "B takes A's subscriptions", async () => {
+          const o = await owners();
+          return names.every((n) => o.get(n) === b.url);
+        });
+        await sleep(800);
+        // A's consumers were closed (NOT_OWNER, 4020) before A's leases could expire.
+        const closedAtA = events
+          .filter((e) => e.startsWith(`disconnected 4020 ${a.url}`))
+          .map((e) => Number(e.split(' ')[3]));
+        assert.ok(closedAtA.length > 0, events.join('\n'));
+        assert.ok(
+          Math.min(...closedAtA) < cutAt + LEASE_MS,
+          `stopped ${Math.min(...closedAtA) - cutAt} ms after the cut`,
+        );
+        proxy.heal();
+        await sleep(500);
+        via = a;
+        await sleep(100);
+        await b.app.close(); // graceful: its leases are released after its last commit
+        await within(LEASE_MS * 4, 'A takes every subscription', async () => {
+          const o = await owners();
+          return names.every((n) => o.get(n) === a.url);
+        });
+        await sleep(500);
+      } finally {
+        publishing = false;
+        await load;
+      }
+      const missing = () =>
+        names.map((n) => {
+          const ids = new Set((receipts.get(n) as Receipt[]).map((r) => r.decisionId));
+          return `${n}: ${published.filter((id) => !ids.has(id)).length} missing`;
+        });
+      await within(15_000, 'every consumer group has every decision', () =>
+        names.every((n) => {
+          const ids = new Set((receipts.get(n) as Receipt[]).map((r) => r.decisionId));
+          return published.every((id) => ids.has(id));
+        }),
+      ).catch((e: Error) => {
+        throw new Error(`${e.message}: ${missing().join(', ')} of ${published.length}\n${events.join('\n')}`);
+      });
+      for (const s of subs) s.close();
+      assert.ok(published.length > 200, `${published.length} decisions published`);
+      for (const n of names) {
+        const list = (receipts.get(n) as Receipt[]).slice().sort((x, y) => x.at - y.at);
+        // Per key: the first receipt of each position comes in log order.
+        const seen = new Set<string>();
+        const last = new Map<string, number>();
+        for (const r of list) {
+          if (seen.has(r.position)) continue;
+          seen.add(r.position);
+          const off = Number(r.position.split(':')[1]);
+          assert.ok((last.get(r.key) ?? -1) < off, `${n}: ${r.key} went back to ${r.position}`);
+          last.set(r.key, off);
+        }
+        // One dispatcher at a time: in time order, the instances serving the subscription follow the
+        // lease's moves (its first owner, then B, then A), never alternating back and forth.
+        const runs: string[] = [];
+        for (const r of list) if (runs[runs.length - 1] !== r.url) runs.push(r.url);
+        const moves = [firstOwner.get(n), b.url, a.url];
+        let i = 0;
+        for (const u of runs) while (i < moves.length && moves[i] !== u) i++;
+        assert.ok(i < moves.length, `${n} served by ${runs.join(' -> ')}`);
+      }
+    });
+  });
+}
