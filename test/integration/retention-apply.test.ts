@@ -6,8 +6,9 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { makeDecision } from '../helpers/decisions.ts';
-import { startTestApp, type TestApp } from '../helpers/app.ts';
+import { ADMIN_KEY, startTestApp, type TestApp } from '../helpers/app.ts';
 import type { ConsumerNotice } from '../../src/delivery/index.ts';
+import { WebSocket } from 'ws';
 
 const FUTURE = '2099-01-01T00:00:00Z';
 /** 64 KiB segments: about 100 decisions each. */
@@ -242,6 +243,50 @@ describe('retention applied to the log', () => {
       );
       const next = await fetchN(t, 'lagger', 5);
       assert.ok(next.length > 0 && next.every((d) => offset(d.position) >= f));
+    } finally {
+      await t.close();
+    }
+  });
+
+  it('drop: a WebSocket consumer gets a notice frame with the lost range', async () => {
+    const t = await app();
+    try {
+      const url = (await t.app.listen()).http;
+      await subscribe(t, 'ws-lag', ['decisions.equity.pf-4']);
+      await publish(t, 'ws', 1000);
+      await put(t, 'all', { pattern: 'decisions.>', maxCount: 100, onUnacknowledged: 'drop' });
+      const ws = new WebSocket(`${url.replace('http', 'ws')}/v1/ws`, {
+        headers: { authorization: `Bearer ${ADMIN_KEY}` },
+      });
+      const frames: Record<string, unknown>[] = [];
+      ws.on('message', (m) => frames.push(JSON.parse(String(m)) as Record<string, unknown>));
+      await new Promise((res, rej) => ws.once('open', res).once('error', rej));
+      ws.send(JSON.stringify({ op: 'subscribe', subscription: 'ws-lag', credits: 0 }));
+      const until = async (type: string) => {
+        const end = Date.now() + 5000;
+        while (!frames.some((f) => f['type'] === type) && Date.now() < end)
+          await new Promise((r) => setTimeout(r, 20));
+        return frames.find((f) => f['type'] === type);
+      };
+      assert.ok(await until('subscribed'));
+      await t.app.ctx.retention.run();
+      const notice = await until('notice');
+      ws.close();
+      const f = first(t);
+      assert.ok(f > 500);
+      assert.deepEqual(
+        { ...notice, at: undefined },
+        {
+          type: 'notice',
+          notice: 'retention-lost',
+          subscription: 'ws-lag',
+          partition: 0,
+          from: '0:4',
+          to: `0:${f}`,
+          pending: [...Array(f).keys()].filter((j) => j % 5 === 4).length,
+          at: undefined,
+        },
+      );
     } finally {
       await t.close();
     }
