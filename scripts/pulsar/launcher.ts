@@ -70,6 +70,16 @@ export interface LaunchOptions extends ResolveOptions {
   memory?: string[];
   /** Keep the data directory after stop (default false). */
   keepData?: boolean;
+  /** Start on this existing data directory and these ports (a restart; see {@link restartPulsar}). */
+  reuse?: { dataDir: string; webPort: number; brokerPort: number };
+}
+
+/** Options of {@link PulsarBroker.stop}. */
+export interface StopOptions {
+  /** Leave the data directory (default: the launch option keepData). */
+  keepData?: boolean;
+  /** SIGKILL at once, as a crash would (default: SIGTERM, then SIGKILL after 20 s). */
+  kill?: boolean;
 }
 
 /** A running standalone broker. */
@@ -86,8 +96,10 @@ export interface PulsarBroker {
   resolve: ResolvedPulsar;
   /** Resolves when the JVM exits, with its exit code or signal. */
   exited: Promise<string>;
+  webPort: number;
+  brokerPort: number;
   /** SIGTERM the process group, SIGKILL after 20 s, then remove the data directory. */
-  stop(): Promise<void>;
+  stop(opts?: StopOptions): Promise<void>;
 }
 
 function cacheRoot(): string {
@@ -352,11 +364,11 @@ async function waitReady(
 }
 
 async function launchOnce(resolved: ResolvedPulsar, opts: LaunchOptions): Promise<PulsarBroker> {
-  const dataDir = mkdtempSync(join(tmpdir(), 'cds-pulsar-'));
+  const dataDir = opts.reuse?.dataDir ?? mkdtempSync(join(tmpdir(), 'cds-pulsar-'));
   const logFile = join(dataDir, 'broker.log');
   const outFile = join(dataDir, 'stdout.log');
-  const webPort = await freePort();
-  const brokerPort = await freePort();
+  const webPort = opts.reuse?.webPort ?? (await freePort());
+  const brokerPort = opts.reuse?.brokerPort ?? (await freePort());
   const overrides: Record<string, string> = {
     webServicePort: String(webPort),
     brokerServicePort: String(brokerPort),
@@ -412,16 +424,16 @@ async function launchOnce(resolved: ResolvedPulsar, opts: LaunchOptions): Promis
   }).unref();
 
   let stopping: Promise<void> | undefined;
-  const stop = (): Promise<void> =>
+  const stop = (how: StopOptions = {}): Promise<void> =>
     (stopping ??= (async () => {
       process.removeListener('exit', onExit);
-      killGroup(pid, 'SIGTERM');
+      killGroup(pid, how.kill ? 'SIGKILL' : 'SIGTERM');
       const deadline = Date.now() + STOP_GRACE_MS;
       while (alive(pid) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
       killGroup(pid, 'SIGKILL');
       if (exitState.value === undefined)
         await Promise.race([exited, new Promise((r) => setTimeout(r, 2000))]);
-      if (!opts.keepData) rmSync(dataDir, { recursive: true, force: true });
+      if (!(how.keepData ?? opts.keepData)) rmSync(dataDir, { recursive: true, force: true });
     })());
 
   const webServiceUrl = `http://127.0.0.1:${webPort}`;
@@ -435,6 +447,8 @@ async function launchOnce(resolved: ResolvedPulsar, opts: LaunchOptions): Promis
   return {
     webServiceUrl,
     brokerServiceUrl: `pulsar://127.0.0.1:${brokerPort}`,
+    webPort,
+    brokerPort,
     pid,
     dataDir,
     logFile,
@@ -462,4 +476,20 @@ export async function launchPulsar(opts: LaunchOptions = {}): Promise<PulsarBrok
       opts.log?.(`port taken during start, retrying (attempt ${attempt + 1})`);
     }
   }
+}
+
+/**
+ * Stops a broker (SIGTERM, or SIGKILL with `kill`) keeping its data directory, and starts it again on
+ * the same directory and ports, so that clients reconnect to the same URLs and find their data.
+ */
+export async function restartPulsar(
+  broker: PulsarBroker,
+  opts: LaunchOptions & { kill?: boolean } = {},
+): Promise<PulsarBroker> {
+  await broker.stop({ keepData: true, kill: opts.kill ?? false });
+  const { kill: _kill, ...launch } = opts;
+  return await launchPulsar({
+    ...launch,
+    reuse: { dataDir: broker.dataDir, webPort: broker.webPort, brokerPort: broker.brokerPort },
+  });
 }
