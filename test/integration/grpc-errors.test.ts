@@ -7,7 +7,11 @@ import { after, before, describe, it } from 'node:test';
 import * as grpc from '@grpc/grpc-js';
 import { bearer, connect, errorDetails } from '../../src/client/grpc.ts';
 import type { PublishResponse } from '../../src/transports/grpc/gen/cds/v1/decisions.ts';
-import type { SubscribeResponse } from '../../src/transports/grpc/gen/cds/v1/subscriptions.ts';
+import {
+  SessionResponse,
+  type SessionRequest,
+  type SubscribeResponse,
+} from '../../src/transports/grpc/gen/cds/v1/subscriptions.ts';
 import { ADMIN_KEY, startTestApp, type TestApp } from '../helpers/app.ts';
 import { makeDecision } from '../helpers/decisions.ts';
 
@@ -30,6 +34,25 @@ function rawUnary(address: string, path: string, body: Buffer, md: grpc.Metadata
       },
     ),
   );
+}
+
+const req = (id: number, m: Partial<SessionRequest>): SessionRequest => ({
+  id,
+  subscribe: undefined,
+  ack: undefined,
+  nack: undefined,
+  credits: undefined,
+  update: undefined,
+  heartbeat: undefined,
+  ...m,
+});
+
+/** The status a stream ends with. */
+function ending(s: grpc.ClientDuplexStream<SessionRequest, SessionResponse>): Promise<grpc.ServiceError> {
+  return new Promise((resolve) => {
+    s.on('data', () => undefined);
+    s.on('error', resolve);
+  });
 }
 
 async function failure(p: Promise<unknown>): Promise<grpc.ServiceError> {
@@ -183,5 +206,99 @@ describe('gRPC bad input', { timeout: 90_000 }, () => {
       (r) => r.details.code === 'FORBIDDEN' || r.details.code === 'UNAUTHENTICATED',
     );
     assert.ok(denied.length >= 2, JSON.stringify(records.slice(-5)));
+  });
+  it('inside streams: each bad message or stream gets its status, the open Session goes on', async () => {
+    const name = `grpc-stream-errors-${process.pid}`;
+    assert.equal(
+      (
+        await t.request('POST', '/v1/subscriptions', {
+          body: { name, topics: ['decisions.>'], ordering: 'none' },
+        })
+      ).status,
+      201,
+    );
+    const session = client.subscriptions.session(bearer(ADMIN_KEY));
+    const answers: SessionResponse[] = [];
+    let sessionError: unknown;
+    session.on('data', (m: SessionResponse) => answers.push(m));
+    session.on('error', (e) => (sessionError = e));
+    const answer = async (pred: (m: SessionResponse) => boolean) => {
+      const deadline = Date.now() + 5000;
+      for (;;) {
+        const i = answers.findIndex(pred);
+        if (i >= 0) return answers.splice(i, 1)[0] as SessionResponse;
+        if (Date.now() > deadline) throw new Error(`no answer; have ${JSON.stringify(answers.slice(-3))}`);
+        await new Promise((r) => setTimeout(r, 10));
+      }
+    };
+    session.write(req(1, { subscribe: { subscription: name, credits: 100, resume: Buffer.alloc(0) } }));
+    assert.ok((await answer((m) => m.id === 1)).subscribed);
+
+    // A malformed message inside the Session: answered alone (id 0: its id could not be read).
+    const raw = new grpc.Client(address, grpc.credentials.createInsecure());
+    const rawSession = raw.makeBidiStreamRequest(
+      '/cds.v1.SubscriptionService/Session',
+      (b: Buffer) => b,
+      (b: Buffer) => b,
+      bearer(ADMIN_KEY),
+    );
+    const rawAnswers: Buffer[] = [];
+    rawSession.on('data', (b: Buffer) => rawAnswers.push(b));
+    rawSession.on('error', () => undefined);
+    rawSession.write(Buffer.from([0x0f, 0x00]));
+    const deadline = Date.now() + 5000;
+    while (rawAnswers.length === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+    const malformed = SessionResponse.decode(rawAnswers[0] as Buffer);
+    assert.equal(malformed.error?.code, 'VALIDATION_FAILED');
+    assert.equal(malformed.error?.grpcCode, grpc.status.INVALID_ARGUMENT);
+    assert.equal(malformed.error?.fieldErrors[0]?.code, 'malformed_protobuf');
+    // ... and that stream goes on: a heartbeat is answered.
+    rawSession.write(Buffer.from([0x08, 0x05, 0x3a, 0x00])); // {id: 5, heartbeat: {}}
+    while (rawAnswers.length < 2 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+    assert.equal(SessionResponse.decode(rawAnswers[1] as Buffer).id, 5);
+    rawSession.cancel();
+    raw.close();
+
+    // An ack of an unknown position and a negative credit: answered alone, the session goes on.
+    session.write(req(2, { ack: { positions: ['0:99999999'], upTo: '' } }));
+    assert.equal((await answer((m) => m.id === 2)).ackResults?.results[0]?.code, 'UNKNOWN_DELIVERY');
+    session.write(req(3, { credits: { n: -5 } }));
+    const neg = await answer((m) => m.id === 3);
+    assert.equal(neg.error?.grpcCode, grpc.status.INVALID_ARGUMENT);
+    assert.equal(neg.error?.fieldErrors[0]?.path, 'credits.n');
+
+    // An oversized message ends its own stream with RESOURCE_EXHAUSTED.
+    const big = client.subscriptions.session(bearer(ADMIN_KEY));
+    const bigEnd = ending(big);
+    big.write(req(1, { update: { patch: Buffer.alloc(LIMIT + 1000, 0x20) } }));
+    const tooBig = await bigEnd;
+    assert.equal(tooBig.code, grpc.status.RESOURCE_EXHAUSTED);
+    assert.match(tooBig.details, /larger than max/);
+
+    // No credential, a wrong one, an expired deadline: the stream's status, with the registry code.
+    let e = await ending(client.subscriptions.session(new grpc.Metadata()));
+    assert.equal(e.code, grpc.status.UNAUTHENTICATED);
+    assert.equal(errorDetails(e).code, 'UNAUTHENTICATED');
+    e = await ending(client.subscriptions.session(bearer('cds_wrong-key-0123456789abcdefghijklmnopqrst')));
+    assert.equal(e.code, grpc.status.UNAUTHENTICATED);
+    e = await ending(client.subscriptions.session(bearer(ADMIN_KEY), { deadline: Date.now() - 1 }));
+    assert.equal(e.code, grpc.status.DEADLINE_EXCEEDED);
+    // An unknown method of a known service, and an unknown service.
+    for (const path of ['/cds.v1.SubscriptionService/Nope', '/cds.v1.Nope/Session'])
+      assert.equal(
+        (await failure(rawUnary(address, path, Buffer.alloc(0), bearer(ADMIN_KEY)))).code,
+        grpc.status.UNIMPLEMENTED,
+        path,
+      );
+
+    // Through all of that the first Session kept flowing.
+    const published = await publish([Buffer.from(JSON.stringify(makeDecision(300)))]);
+    const got = await answer((m) => m.deliveries !== undefined);
+    const d = JSON.parse(Buffer.from(got.deliveries?.deliveries[0] as Uint8Array).toString());
+    assert.equal(d.position, published.results[0]?.position);
+    session.write(req(4, { ack: { positions: [d.position], upTo: '' } }));
+    assert.equal((await answer((m) => m.id === 4)).ackResults?.results[0]?.ok, true);
+    assert.equal(sessionError, undefined);
+    session.end();
   });
 });
