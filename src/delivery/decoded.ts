@@ -27,45 +27,110 @@ export interface DecodedRecord {
   readonly holdUntil: number | undefined;
   /** The payload exactly as stored (the decision's JSON). */
   readonly payloadText: string;
-  /** The parsed decision (shared, never mutated). */
+  /** The parsed decision (shared, never mutated; parsed on first read). */
   readonly decision: Record<string, unknown>;
+}
+
+/** A parsed payload, or undefined when it is not a JSON object (never expected: ingest wrote it). */
+function parseObject(text: string): Record<string, unknown> | undefined {
+  try {
+    const v: unknown = JSON.parse(text);
+    return typeof v === 'object' && v !== null && !Array.isArray(v)
+      ? (v as Record<string, unknown>)
+      : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+const timeOf = (v: unknown) => (typeof v === 'string' ? Date.parse(v) : Number.NaN);
+
+/**
+ * A decoded record whose body is parsed only when something reads `decision` (a filter, a transform,
+ * explain): what delivery needs of every record (type, expiry, id, revision, priority) comes from
+ * the record's headers, since JSON.parse of the body was most of the cost of reading (ADR 0012).
+ */
+class Decoded implements DecodedRecord {
+  readonly position: string;
+  readonly keyJson: string;
+  readonly topicsJson: string;
+  readonly priority: number;
+  readonly expiresAt: number | undefined;
+  readonly holdUntil: number | undefined;
+  #decision: Record<string, unknown> | undefined;
+
+  constructor(
+    readonly partition: number,
+    readonly offset: number,
+    readonly key: string,
+    readonly topics: readonly string[],
+    readonly decisionId: string,
+    readonly revision: number,
+    readonly type: string,
+    expiresAt: unknown,
+    holdUntil: unknown,
+    priority: unknown,
+    readonly payloadText: string,
+    decision: Record<string, unknown> | undefined,
+  ) {
+    this.position = formatPosition(partition, offset);
+    this.keyJson = JSON.stringify(key);
+    this.topicsJson = JSON.stringify(topics);
+    const p = Number(priority ?? 0);
+    this.priority = Number.isInteger(p) && p >= 0 && p <= 9 ? p : 0;
+    const exp = timeOf(expiresAt);
+    this.expiresAt = Number.isNaN(exp) ? undefined : exp;
+    const hold = timeOf(holdUntil);
+    this.holdUntil = Number.isNaN(hold) ? undefined : hold;
+    this.#decision = decision;
+  }
+
+  get decision(): Record<string, unknown> {
+    return (this.#decision ??= parseObject(this.payloadText) ?? {});
+  }
 }
 
 /** Decodes one record; returns undefined for a payload that is not a JSON object (never expected). */
 export function decodeRecord(r: LogRecord): DecodedRecord | undefined {
+  const h = r.headers;
   const payloadText = Buffer.from(r.payload.buffer, r.payload.byteOffset, r.payload.byteLength).toString(
     'utf8',
   );
-  let decision: Record<string, unknown>;
-  try {
-    decision = JSON.parse(payloadText) as Record<string, unknown>;
-  } catch {
-    return undefined;
+  const type = h[HEADERS.type];
+  if (type !== undefined) {
+    // Written with the type and expiry headers: the body is not parsed here.
+    return new Decoded(
+      r.partition,
+      r.offset,
+      r.key,
+      recordTopics(r),
+      h[HEADERS.decisionId] ?? '',
+      Number(h[HEADERS.revision] ?? 0),
+      type,
+      h[HEADERS.expiresAt],
+      h[HEADERS.holdUntil],
+      h[HEADERS.priority],
+      payloadText,
+      undefined,
+    );
   }
-  if (typeof decision !== 'object' || decision === null) return undefined;
-  const topics = recordTopics(r);
-  const exp = decision['expiresAt'];
-  const expMs = typeof exp === 'string' ? Date.parse(exp) : Number.NaN;
-  const priority = Number(r.headers[HEADERS.priority] ?? decision['priority'] ?? 0);
-  const hold = r.headers[HEADERS.holdUntil];
-  const holdMs = hold === undefined ? Number.NaN : Date.parse(hold);
-  return {
-    partition: r.partition,
-    offset: r.offset,
-    position: formatPosition(r.partition, r.offset),
-    key: r.key,
-    keyJson: JSON.stringify(r.key),
-    topics,
-    topicsJson: JSON.stringify(topics),
-    priority: Number.isInteger(priority) && priority >= 0 && priority <= 9 ? priority : 0,
-    decisionId: String(decision['decisionId'] ?? r.headers[HEADERS.decisionId] ?? ''),
-    revision: Number(decision['revision'] ?? r.headers[HEADERS.revision] ?? 0),
-    type: String(decision['type'] ?? ''),
-    expiresAt: Number.isNaN(expMs) ? undefined : expMs,
-    holdUntil: Number.isNaN(holdMs) ? undefined : holdMs,
+  // Records stored before those headers existed.
+  const decision = parseObject(payloadText);
+  if (decision === undefined) return undefined;
+  return new Decoded(
+    r.partition,
+    r.offset,
+    r.key,
+    recordTopics(r),
+    String(decision['decisionId'] ?? h[HEADERS.decisionId] ?? ''),
+    Number(decision['revision'] ?? h[HEADERS.revision] ?? 0),
+    String(decision['type'] ?? ''),
+    decision['expiresAt'],
+    h[HEADERS.holdUntil],
+    h[HEADERS.priority] ?? decision['priority'],
     payloadText,
     decision,
-  };
+  );
 }
 
 /** Header fields of one delivery (DESIGN 5). */

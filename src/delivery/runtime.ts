@@ -7,10 +7,16 @@
 import { createHash } from 'node:crypto';
 import type jsonata from 'jsonata';
 import { formatPosition, parsePosition } from '../domain/position.ts';
-import { topicMatches } from '../domain/topics.ts';
 import { isCdsError, type ErrorCode } from '../errors/index.ts';
 import type { EventLog } from '../log/index.ts';
-import { analyseFilter, filterHolds, type AnalysedFilter } from '../routing/index.ts';
+import {
+  analyseFilter,
+  anyTopicPasses,
+  filterHolds,
+  topicTest,
+  type AnalysedFilter,
+  type TopicTest,
+} from '../routing/index.ts';
 import type { CursorSnapshot, DeadLetter } from '../state/subscriptions-port.ts';
 import { tryCompileTransform, type SubscriptionSpec } from '../subscriptions/spec.ts';
 import { decodeRecord, encodeDelivery, type DecodedRecord } from './decoded.ts';
@@ -170,6 +176,7 @@ export class SubscriptionRuntime {
   #stopped = false;
   #pumpScheduled = false;
   #filter: AnalysedFilter | undefined;
+  #topicTests: readonly TopicTest[] = [];
   #transform: ReturnType<typeof jsonata> | undefined;
   #transformVersion = 0;
   #deadLetters: DeadLetter[] = [];
@@ -229,6 +236,7 @@ export class SubscriptionRuntime {
   // ------------------------------------------------------------ definition
 
   #compile(spec: SubscriptionSpec): void {
+    this.#topicTests = spec.topics.map(topicTest);
     this.#filter = spec.filter === undefined ? undefined : analyseFilter(spec.filter, '/filter');
     const t = spec.transform === undefined ? undefined : tryCompileTransform(spec.transform);
     this.#transform = t !== undefined && typeof t === 'object' && 'evaluate' in t ? t : undefined;
@@ -252,10 +260,7 @@ export class SubscriptionRuntime {
   }
 
   #matches(d: DecodedRecord): boolean {
-    let topicOk = false;
-    for (const p of this.spec.topics)
-      for (const t of d.topics) if (!topicOk && topicMatches(p, t)) topicOk = true;
-    if (!topicOk) return false;
+    if (!anyTopicPasses(this.#topicTests, d.topics)) return false;
     return this.#filter === undefined || filterHolds(this.#filter, d.decision);
   }
 
@@ -660,6 +665,7 @@ export class SubscriptionRuntime {
         if (best === undefined || this.#room(c) > this.#room(best)) best = c;
       return best;
     }
+    if (this.#consumers.size === 1) return this.#consumers.values().next().value; // nothing to hash between
     let best: Consumer | undefined;
     let bestScore = '';
     for (const c of this.#consumers.values()) {

@@ -71,10 +71,11 @@ export class TailReader {
           continue;
         }
         const taken = new Map<string, DecodedRecord[]>();
+        const parse = this.matcher.readsDecisions; // without filters the body is not parsed (decoded.ts)
         for (const r of recs) {
           const d = decodeRecord(r);
           if (d === undefined) continue;
-          for (const id of this.matcher.match(d.decision, d.topics)) {
+          for (const id of this.matcher.match(parse ? d.decision : null, d.topics)) {
             const l = taken.get(id);
             if (l === undefined) taken.set(id, [d]);
             else l.push(d);

@@ -23,6 +23,10 @@ export const HEADERS = {
   holdUntil: 'holdUntil',
   /** The quarantine topic, when a rule quarantined the decision. */
   quarantine: 'quarantine',
+  /** The decision's `type` (delivery expedites halt and cancel without parsing the body). */
+  type: 'type',
+  /** The decision's `expiresAt`, when it has one (delivery skips expired decisions without parsing). */
+  expiresAt: 'expiresAt',
 } as const;
 
 /** What routing decided for one decision. */
@@ -72,7 +76,9 @@ export function toRecord(d: Decision, route: RouteOutcome, receivedAt: number): 
     [HEADERS.revision]: String(d.revision),
     [HEADERS.priority]: String(route.priority),
     [HEADERS.topics]: route.topics.join(' '),
+    [HEADERS.type]: d.type,
   };
+  if (d.expiresAt !== undefined) headers[HEADERS.expiresAt] = d.expiresAt;
   if (route.ruleSet !== undefined) headers[HEADERS.ruleSet] = String(route.ruleSet);
   if (route.matchedRules !== undefined && route.matchedRules.length > 0)
     headers[HEADERS.rules] = route.matchedRules.join(' ');

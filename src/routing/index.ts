@@ -14,7 +14,14 @@ export {
 } from './cel.ts';
 export { analyseFilter, tryAnalyseFilter, filterHolds, type AnalysedFilter } from './filter-analysis.ts';
 export { TermIndex, compileTerm, type IndexTerm, type CompiledTerm, type IndexKey } from './term-index.ts';
-export { SubscriptionMatcher, type SubscriptionEntry, type ExplainVerdict } from './matcher.ts';
+export {
+  SubscriptionMatcher,
+  topicTest,
+  anyTopicPasses,
+  type SubscriptionEntry,
+  type ExplainVerdict,
+  type TopicTest,
+} from './matcher.ts';
 export {
   compileRuleSet,
   DEFAULT_ROUTE,

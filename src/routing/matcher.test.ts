@@ -157,3 +157,16 @@ test('randomized: match equals brute force over patterns and full filters', () =
     assert.deepEqual(m.match(dec, ts).sort(), want);
   }
 });
+
+test('readsDecisions: true while some entry has a filter; without, match needs no decision', () => {
+  const m = new SubscriptionMatcher();
+  m.add({ id: 'p', patterns: ['decisions.>'] });
+  assert.equal(m.readsDecisions, false);
+  assert.deepEqual(m.match(null, topics), ['p']);
+  m.add({ id: 'f', patterns: ['decisions.>'], filter: "decision.portfolioId == 'pf-17'" });
+  m.add({ id: 'r', patterns: ['decisions.>'], filter: 'double(decision.quantity) > 1.0' });
+  assert.equal(m.readsDecisions, true);
+  m.update({ id: 'f', patterns: ['decisions.>'] });
+  m.remove('r');
+  assert.equal(m.readsDecisions, false);
+});

@@ -67,9 +67,10 @@ function anyPatternMatches(e: Entry, topicTokens: readonly (readonly string[])[]
 }
 
 /** A test of one pattern against a topic string; the common shapes avoid splitting the topic. */
-type TopicTest = (topic: string) => boolean;
+export type TopicTest = (topic: string) => boolean;
 
-function topicTest(pattern: string): TopicTest {
+/** A pattern compiled into a test of topics (`topicMatches` semantics, without splitting per call). */
+export function topicTest(pattern: string): TopicTest {
   const tokens = pattern.split('.');
   const wild = tokens.findIndex((t) => t === '*' || t === '>');
   if (wild < 0) return (topic) => topic === pattern;
@@ -95,7 +96,8 @@ function tokensMatchAt(p: readonly string[], topic: string): boolean {
   return start > topic.length;
 }
 
-function anyTopicPasses(tests: readonly TopicTest[], topics: readonly string[]): boolean {
+/** Whether one of the tests passes one of the topics. */
+export function anyTopicPasses(tests: readonly TopicTest[], topics: readonly string[]): boolean {
   for (let i = 0; i < tests.length; i++) {
     const test = tests[i] as TopicTest;
     for (let j = 0; j < topics.length; j++) if (test(topics[j] as string)) return true;
@@ -142,10 +144,17 @@ export class SubscriptionMatcher {
   readonly #byPattern = new PatternIndex<Entry>();
   /** Reused between calls of `match`, which never re-enters itself. */
   readonly #scratch: Entry[] = [];
+  /** Entries with a filter. */
+  #filtered = 0;
 
   /** Number of entries. */
   get size(): number {
     return this.#entries.size;
+  }
+
+  /** Whether `match` reads the decision at all (some entry has a filter); if not, callers may skip parsing it. */
+  get readsDecisions(): boolean {
+    return this.#filtered > 0;
   }
 
   /** Adds an entry; VALIDATION_FAILED lists every bad field, ALREADY_EXISTS if the id is taken. */
@@ -169,6 +178,7 @@ export class SubscriptionMatcher {
     const e = this.#entries.get(id);
     if (e === undefined) return false;
     this.#entries.delete(id);
+    if (e.filter !== undefined) this.#filtered--;
     if (!this.#byTerm.remove(e)) for (const p of e.patterns) this.#byPattern.remove(p, e);
     return true;
   }
@@ -226,6 +236,7 @@ export class SubscriptionMatcher {
 
   #insert(e: Entry): void {
     this.#entries.set(e.id, e);
+    if (e.filter !== undefined) this.#filtered++;
     const filed = this.#byTerm.add(e, e.filter?.indexable ?? []);
     if (filed !== undefined) e.otherTerms = (e.filter?.indexable ?? []).filter((t) => t !== filed);
     else for (const p of e.patterns) this.#byPattern.add(p, e);
