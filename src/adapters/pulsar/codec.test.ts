@@ -64,7 +64,12 @@ describe('record format', () => {
   });
   it('refuses what Pulsar properties cannot carry, before anything is sent', () => {
     const base = { key: 'k', timestamp: 1, payload: new Uint8Array(1) };
-    for (const headers of [{ 'cds.ts': 'x' }, { big: 'x'.repeat(70 * 1024) }, { bad: '\ud800' }])
+    const bad: Record<string, string>[] = [
+      { 'cds.ts': 'x' },
+      { big: 'x'.repeat(70 * 1024) },
+      { bad: '\ud800' },
+    ];
+    for (const headers of bad)
       assert.throws(
         () => checkRecord({ ...base, headers }, 0, 1024),
         (e) => isCdsError(e, 'VALIDATION_FAILED'),
