@@ -136,24 +136,25 @@ export async function chunkedTrimPoint(
   read: (from: number, to: number) => Promise<RecordFacts[]>,
 ): Promise<number> {
   const chunks = tally.chunks;
-  // Suffix sums from the newest chunk back: after[i] holds the tallies of chunks i+1 .. end.
-  const after: Map<number, { count: number; bytes: number }>[] = new Array(chunks.length);
-  const acc = new Map<number, { count: number; bytes: number }>();
-  for (let i = chunks.length - 1; i >= 0; i--) {
-    after[i] = new Map([...acc].map(([k, v]) => [k, { ...v }]));
-    for (const [p, t] of (chunks[i] as Chunk).stats) {
-      const s = acc.get(p);
-      if (s === undefined) acc.set(p, { count: t.count, bytes: t.bytes });
+  // Suffix sums: the totals of every chunk, less each chunk as the walk passes it, so that at chunk i
+  // `suffix` holds the tallies of the newer chunks i+1 .. end.
+  const suffix = new Map<number, { count: number; bytes: number }>();
+  for (const c of chunks)
+    for (const [p, t] of c.stats) {
+      const s = suffix.get(p);
+      if (s === undefined) suffix.set(p, { count: t.count, bytes: t.bytes });
       else {
         s.count += t.count;
         s.bytes += t.bytes;
       }
     }
-  }
-  for (let i = 0; i < chunks.length; i++) {
-    const c = chunks[i] as Chunk;
+  for (const c of chunks) {
+    for (const [p, t] of c.stats) {
+      const s = suffix.get(p) as { count: number; bytes: number };
+      s.count -= t.count;
+      s.bytes -= t.bytes;
+    }
     if (c.end <= first) continue;
-    const suffix = after[i] as Map<number, { count: number; bytes: number }>;
     // The chunk may go whole when the newest record of each of its policies may go: count and bytes
     // only grow towards older records, and `newest` bounds every receivedAt of the policy's records.
     let whole = true;
