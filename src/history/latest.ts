@@ -53,10 +53,10 @@ export async function* latestChunks(
         if (opts.excludeCancelled === true && (r.headers['type'] ?? typeOf(payload)) === 'cancel') continue;
         encoder.write(r, encoder.topicsOf(r), out);
         lines++;
+        if (out.length >= CHUNK_BYTES) yield { bytes: out.take(), read, lines };
       }
       read += recs.length;
       off = recs[recs.length - 1]!.offset + 1;
-      if (out.length >= CHUNK_BYTES) yield { bytes: out.take(), read, lines };
     }
   }
   if (out.length > 0) yield { bytes: out.take(), read, lines };

@@ -28,10 +28,13 @@ export class ChunkWriter {
     this.#buf = next;
   }
 
-  /** Appends a string as UTF-8. */
+  /** Appends a string as UTF-8 (through Buffer's utf8Write: write() checks its arguments first). */
   string(s: string): void {
     this.#room(s.length * 3);
-    this.#len += this.#buf.write(s, this.#len, 'utf8');
+    this.#len += (this.#buf as unknown as { utf8Write(s: string, at: number): number }).utf8Write(
+      s,
+      this.#len,
+    );
   }
 
   /** Appends bytes. */
@@ -39,6 +42,13 @@ export class ChunkWriter {
     this.#room(b.byteLength);
     this.#buf.set(b, this.#len);
     this.#len += b.byteLength;
+  }
+
+  /** Appends the end of a line: `}` and a newline. */
+  endLine(): void {
+    this.#room(2);
+    this.#buf[this.#len++] = 0x7d;
+    this.#buf[this.#len++] = 0x0a;
   }
 
   /** The bytes written so far (a fresh buffer; the writer starts over). */
@@ -179,6 +189,6 @@ export class LineEncoder {
         `${this.expired(r, payload) ? ',"expired":true' : ''},"decision":`,
     );
     out.bytes(payload);
-    out.string('}\n');
+    out.endLine();
   }
 }

@@ -62,9 +62,12 @@ export async function* historyChunks(
       }
       off = recs[recs.length - 1]!.offset + 1;
       if (off < range.to) next = readAt(off);
-      for (const r of recs) if (encoder.encode(r, out)) lines++;
-      read += recs.length;
-      if (out.length >= chunkBytes) yield { bytes: out.take(), read, lines };
+      // A chunk is handed out as soon as it is full, mid-batch: the writer never grows past it.
+      for (const r of recs) {
+        read++;
+        if (encoder.encode(r, out) && ++lines > 0 && out.length >= chunkBytes)
+          yield { bytes: out.take(), read, lines };
+      }
     }
   }
   if (out.length > 0) yield { bytes: out.take(), read, lines };
