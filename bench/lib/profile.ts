@@ -72,6 +72,12 @@ export function loadProfile(file: string = DEFAULT_PROFILE): Profile {
   return p;
 }
 
+/** One term of a filter as data: the decision field (a dotted path) takes one of `values`. */
+export interface FieldMatch {
+  readonly field: string;
+  readonly values: ReadonlySet<string | number>;
+}
+
 /** One subscriber of a run. */
 export interface SubscriberPlan {
   /** 0-based index in the run. */
@@ -81,8 +87,8 @@ export interface SubscriberPlan {
   readonly transport: 'grpc' | 'ws';
   /** What the filter is, for people: `portfolios 3/180`, `fx`, `all`. */
   readonly label: string;
-  /** The filter as data: the field and the set of values it takes; null takes everything. */
-  readonly match: { readonly field: string; readonly values: ReadonlySet<string | number> } | null;
+  /** The filter as data: every term must hold (a field and the values it may take); [] takes everything. */
+  readonly match: readonly FieldMatch[];
   /** The same filter in CEL for the service; undefined when it takes everything. */
   readonly cel: string | undefined;
 }
@@ -91,31 +97,41 @@ const celList = (field: string, values: readonly (string | number)[]) =>
   `decision.${field} in [${values.map((v) => JSON.stringify(v)).join(',')}]`;
 
 /**
- * The slice of portfolio subscriber j of P: portfolios i with i mod P = j, as an indexed `in` list.
- * When that list is longer than the service accepts (P small), the slice is by last digit instead:
- * portfolios whose last digit d has d mod P = j (an `endsWith` disjunction, not indexed; P <= 10).
+ * Slice j of `count` of the portfolios: portfolios i with i mod count = j, as an indexed `in` list.
+ * When that list is longer than the service accepts (count small), the slice is by last digit
+ * instead: portfolios whose last digit d has d mod count = j (an `endsWith` disjunction; count <= 10).
+ * `reserve` characters of the expression are kept for what the caller adds to it.
  */
-function portfolioSlice(p: Profile, j: number, count: number): { ids: string[]; cel: string | undefined } {
+function portfolioSlice(
+  p: Profile,
+  j: number,
+  count: number,
+  reserve = 0,
+): { match: FieldMatch[]; cel: string | undefined } {
   const { prefix } = p.portfolios;
   const total = p.portfolios.count;
-  if (count === 1) return { ids: allPortfolios(p), cel: undefined };
+  if (count === 1) return { match: [], cel: undefined };
   const ids: string[] = [];
   for (let i = j; i < total; i += count) ids.push(`${prefix}${i}`);
   const cel = celList('portfolioId', ids);
-  if (cel.length <= MAX_EXPRESSION_LENGTH) return { ids, cel };
+  if (cel.length + reserve <= MAX_EXPRESSION_LENGTH)
+    return { match: [{ field: 'portfolioId', values: new Set(ids) }], cel };
   if (count > 10) throw new Error(`profile: ${count} portfolio slices of ${total} do not fit a filter`);
   const digits = [...Array(10).keys()].filter((d) => d % count === j);
+  const all = Array.from({ length: total }, (_, i) => `${prefix}${i}`);
   return {
-    ids: allPortfolios(p).filter((_, i) => digits.includes(i % 10)),
-    cel: digits.map((d) => `decision.portfolioId.endsWith('${d}')`).join(' || '),
+    match: [{ field: 'portfolioId', values: new Set(all.filter((_, i) => digits.includes(i % 10))) }],
+    cel: `(${digits.map((d) => `decision.portfolioId.endsWith('${d}')`).join(' || ')})`,
   };
 }
 
-function allPortfolios(p: Profile): string[] {
-  return Array.from({ length: p.portfolios.count }, (_, i) => `${p.portfolios.prefix}${i}`);
-}
-
-/** The subscribers of a run of `n` subscribers, named `<namePrefix>-<index>`. */
+/**
+ * The subscribers of a run of `n` subscribers, named `<namePrefix>-<index>`: the first
+ * round(n * portfolioShare) take a slice of the portfolios each; the others take the profile's
+ * other filters in order. When there are more others than filters, the subscribers sharing a
+ * filter split it between them by portfolio slices, so that a decision has about as many
+ * deliveries with 2,000 subscribers as with 200.
+ */
 export function planSubscribers(
   p: Profile,
   n: number,
@@ -123,6 +139,8 @@ export function planSubscribers(
   grpcShare = p.subscribers.grpcShare,
 ): SubscriberPlan[] {
   const portfolioSubs = Math.max(1, Math.min(n, Math.round(n * p.subscribers.portfolioShare)));
+  const others = p.subscribers.others;
+  const otherSubs = n - portfolioSubs;
   const out: SubscriberPlan[] = [];
   let grpcSoFar = 0;
   for (let i = 0; i < n; i++) {
@@ -137,21 +155,27 @@ export function planSubscribers(
         name,
         transport,
         label: portfolioSubs === 1 ? 'all' : `portfolios ${i}/${portfolioSubs}`,
-        match: s.cel === undefined ? null : { field: 'portfolioId', values: new Set(s.ids) },
-        cel: s.cel,
+        ...s,
       });
-    } else {
-      const others = p.subscribers.others;
-      const f = others[(i - portfolioSubs) % others.length]!;
-      out.push({
-        index: i,
-        name,
-        transport,
-        label: f.name,
-        match: { field: f.field, values: new Set(f.in) },
-        cel: celList(f.field, f.in),
-      });
+      continue;
     }
+    const k = i - portfolioSubs;
+    const q = k % others.length;
+    const f = others[q]!;
+    const own = celList(f.field, f.in);
+    const term: FieldMatch = { field: f.field, values: new Set(f.in) };
+    // How many subscribers share filter q, and which of them this one is.
+    const sharing = Math.floor(otherSubs / others.length) + (q < otherSubs % others.length ? 1 : 0);
+    const r = Math.floor(k / others.length);
+    const s = portfolioSlice(p, r, sharing, own.length + 4);
+    out.push({
+      index: i,
+      name,
+      transport,
+      label: sharing === 1 ? f.name : `${f.name} ${r}/${sharing}`,
+      match: [term, ...s.match],
+      cel: s.cel === undefined ? own : `${own} && ${s.cel}`,
+    });
   }
   return out;
 }
@@ -162,7 +186,7 @@ export function planAllSubscribers(n: number, namePrefix: string, grpcShare: num
   return Array.from({ length: n }, (_, i) => {
     const transport = Math.round(grpcShare * (i + 1)) > grpcSoFar ? 'grpc' : 'ws';
     if (transport === 'grpc') grpcSoFar++;
-    return { index: i, name: `${namePrefix}-${i}`, transport, label: 'all', match: null, cel: undefined };
+    return { index: i, name: `${namePrefix}-${i}`, transport, label: 'all', match: [], cel: undefined };
   });
 }
 
@@ -279,27 +303,33 @@ export function matchTable(
   templates: readonly Omit<Decision, 'decisionId'>[],
   subs: readonly SubscriberPlan[],
 ): Uint32Array[] {
-  // Per field, value -> subscribers; subscribers without a filter take everything.
-  const byField = new Map<string, Map<string | number, number[]>>();
+  // Subscribers filed by their first term (field -> value -> subscribers); without terms they take everything.
+  const byField = new Map<string, Map<string | number, SubscriberPlan[]>>();
   const everything: number[] = [];
   for (const s of subs) {
-    if (s.match === null) {
+    const first = s.match[0];
+    if (first === undefined) {
       everything.push(s.index);
       continue;
     }
-    let m = byField.get(s.match.field);
-    if (m === undefined) byField.set(s.match.field, (m = new Map()));
-    for (const v of s.match.values) {
+    let m = byField.get(first.field);
+    if (m === undefined) byField.set(first.field, (m = new Map()));
+    for (const v of first.values) {
       const l = m.get(v);
-      if (l === undefined) m.set(v, [s.index]);
-      else l.push(s.index);
+      if (l === undefined) m.set(v, [s]);
+      else l.push(s);
     }
   }
+  const holds = (t: unknown, term: FieldMatch) => {
+    const v = fieldOf(t, term.field);
+    return (typeof v === 'string' || typeof v === 'number') && term.values.has(v);
+  };
   return templates.map((t) => {
     const hit = [...everything];
     for (const [field, m] of byField) {
       const v = fieldOf(t, field);
-      if (typeof v === 'string' || typeof v === 'number') hit.push(...(m.get(v) ?? []));
+      if (typeof v !== 'string' && typeof v !== 'number') continue;
+      for (const s of m.get(v) ?? []) if (s.match.every((term) => holds(t, term))) hit.push(s.index);
     }
     return Uint32Array.from(hit.sort((a, b) => a - b));
   });
