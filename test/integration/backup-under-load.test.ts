@@ -3,7 +3,8 @@
  * restored, the log is a consistent prefix (every offset from first to the backup's extent, no
  * hole), every decision acknowledged before the backup started is there at its position, the
  * durable subscription came back, and clients see the new epoch: the WebSocket subscriber that
- * reconnects reports epochChanged and gets deliveries of the new epoch; positions of the old epoch
+ * reconnects reports epochChanged and gets deliveries of the new epoch, and so does the gRPC
+ * subscriber; positions of the old epoch
  * are refused (seek 409, WebSocket ack, gRPC resume FAILED_PRECONDITION).
  */
 import assert from 'node:assert/strict';
@@ -75,7 +76,17 @@ test(
       }
     })();
     let grpc: GrpcSubscriber | undefined;
+    // A gRPC consumer without credits: it only watches the epoch across the restore.
+    const watcher = new GrpcSubscriber({
+      address: `127.0.0.1:${grpcPort}`,
+      token: ADMIN_KEY,
+      subscription: name,
+      credits: 0,
+      backoff: { initialMs: 50, maxMs: 300 },
+    });
+    const watched = watcher[Symbol.asyncIterator]();
     try {
+      await nextGrpc(watched, 'subscribed');
       const gen = createDecisionGenerator({ seed: testSeed('backup-load'), idPrefix: 'bl', portfolios: 30 });
       const pubs = startPublishers({
         url,
@@ -85,7 +96,9 @@ test(
         batchShare: 0.3,
         maxBatch: 8,
       });
-      await sleep(1500);
+      // Under way: some hundreds acknowledged (however slow the machine), then the backup.
+      const ackedSoFar = () => pubs.records.filter((r) => r.outcome.kind === 'acked').length;
+      for (const end = Date.now() + 30_000; ackedSoFar() < 300 && Date.now() < end;) await sleep(50);
       const backupStartedAt = pubs.elapsed();
       const backup = await runCliCapture('backup', '--to', backupDir, '--url', url, '--key', ADMIN_KEY);
       const backupEndedAt = pubs.elapsed();
@@ -171,6 +184,11 @@ test(
         void sub.ack(e.deliveries.map((d) => d.position));
       }
       for (const d of got) assert.equal(d.epoch, newEpoch, 'a delivery of the old epoch after the restore');
+      assert.deepEqual(await nextGrpc(watched, 'epochChanged', 20_000), {
+        type: 'epochChanged',
+        previous: oldEpoch,
+        epoch: newEpoch,
+      });
 
       // Positions of the old epoch are refused, by every way a client names them.
       const seek = await app.request('POST', `/v1/subscriptions/${name}/seek`, {
@@ -201,6 +219,7 @@ test(
       consuming = false;
       sub.close();
       grpc?.close();
+      watcher.close();
       await consumer;
       await app?.close({ keep: true });
       rmSync(root, { recursive: true, force: true });
