@@ -12,6 +12,9 @@ import type {
   SubscriberStats,
 } from './subscriber.ts';
 
+/** How long no receipt at all must arrive, once the expected count is reached, for the drain to end. */
+const SETTLE_MS = 1000;
+
 const SUBSCRIBER = fileURLToPath(new URL('./subscriber.ts', import.meta.url));
 
 function deferred<T>() {
@@ -83,7 +86,7 @@ export interface FleetOptions extends Omit<SubscriberProcessConfig, 'subscribers
 /** Subscriber processes; subscriber i runs in process i mod processes. */
 export class SubscriberFleet {
   readonly #children: ChildProcess[] = [];
-  readonly #progress: number[] = [];
+  readonly #progress: { receipts: number; firsts: number }[] = [];
   readonly #ready: Promise<void>;
   readonly #stopped: Promise<SubscriberStats[]>[] = [];
   #failure: Error | undefined;
@@ -99,7 +102,7 @@ export class SubscriberFleet {
       const name = `subscribers-${p + 1}`;
       opts.onProcess(name, child.pid!);
       this.#children.push(child);
-      this.#progress.push(0);
+      this.#progress.push({ receipts: 0, firsts: 0 });
       const ready = deferred<void>();
       const stopped = deferred<SubscriberStats[]>();
       readies.push(ready.promise);
@@ -112,7 +115,7 @@ export class SubscriberFleet {
       let done = false;
       child.on('message', (m: SubscriberProcessMessage) => {
         if (m.type === 'ready') ready.resolve();
-        else if (m.type === 'progress') this.#progress[p] = m.receipts;
+        else if (m.type === 'progress') this.#progress[p] = { receipts: m.receipts, firsts: m.firsts };
         else if (m.type === 'stopped') {
           done = true;
           stopped.resolve([...m.subscribers]);
@@ -159,7 +162,12 @@ export class SubscriberFleet {
 
   /** Receipts so far, all processes (as last reported, every 250 ms). */
   get receipts(): number {
-    return this.#progress.reduce((a, b) => a + b, 0);
+    return this.#progress.reduce((a, b) => a + b.receipts, 0);
+  }
+
+  /** Receipts with deliveryCount 1 so far, all processes. */
+  get firsts(): number {
+    return this.#progress.reduce((a, b) => a + b.firsts, 0);
   }
 
   /** A process that failed, if any. */
@@ -168,8 +176,10 @@ export class SubscriberFleet {
   }
 
   /**
-   * Waits until at least `expected` receipts have arrived (`complete`), or none for `idleMs`
-   * (`idle`), or `maxMs` passed (`limit`), or a process failed (`failed`).
+   * Waits for the last deliveries: until at least `expected` first deliveries (deliveryCount 1)
+   * have arrived and then none at all for {@link SETTLE_MS} (`complete`: a first delivery of a
+   * decision whose publish was not acknowledged counts too, so the count alone could end early),
+   * or none for `idleMs` (`idle`), or `maxMs` passed (`limit`), or a process failed (`failed`).
    */
   async drain(
     expected: number,
@@ -186,16 +196,16 @@ export class SubscriberFleet {
         last = r;
         lastChange = now;
       }
-      const endedBy =
-        r >= expected
+      const quietMs = now - lastChange;
+      const endedBy = this.#failure
+        ? 'failed'
+        : this.firsts >= expected && quietMs >= SETTLE_MS
           ? 'complete'
-          : this.#failure
-            ? 'failed'
-            : now - lastChange >= idleMs
-              ? 'idle'
-              : now - t0 >= maxMs
-                ? 'limit'
-                : undefined;
+          : quietMs >= idleMs
+            ? 'idle'
+            : now - t0 >= maxMs
+              ? 'limit'
+              : undefined;
       if (endedBy !== undefined) return { ms: Math.round(now - t0), endedBy };
       await new Promise((res) => setTimeout(res, 100));
     }

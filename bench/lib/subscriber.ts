@@ -34,6 +34,8 @@ export interface SubscriberProcessConfig {
 export interface SubscriberStats {
   readonly index: number;
   readonly receipts: number;
+  /** Receipts with deliveryCount 1 (first deliveries; the drain waits for as many as expected). */
+  readonly firsts: number;
   /** Deliveries whose prevPosition names one this consumer never received (src/client GapDetector). */
   readonly gaps: number;
   /** Error events (the first few messages are kept). */
@@ -51,7 +53,7 @@ export interface SubscriberStats {
 /** Subscriber process -> harness. */
 export type SubscriberProcessMessage =
   | { readonly type: 'ready' }
-  | { readonly type: 'progress'; readonly receipts: number }
+  | { readonly type: 'progress'; readonly receipts: number; readonly firsts: number }
   | { readonly type: 'stopped'; readonly subscribers: readonly SubscriberStats[] }
   | { readonly type: 'failed'; readonly error: string };
 
@@ -81,6 +83,7 @@ function start(cfg: SubscriberProcessConfig, spec: SubscriberProcessConfig['subs
   const stats: Running['stats'] = {
     index: spec.index,
     receipts: 0,
+    firsts: 0,
     gaps: 0,
     errors: 0,
     errorMessages: [],
@@ -111,6 +114,7 @@ function start(cfg: SubscriberProcessConfig, spec: SubscriberProcessConfig['subs
         t,
       );
       positions[i] = d.position;
+      if (d.deliveryCount === 1) stats.firsts++;
     }
     stats.receipts = writer.count;
     return positions;
@@ -173,8 +177,12 @@ process.on('message', (cmd: SubscriberProcessCommand) => {
     running = cmd.config.subscribers.map((s) => start(cmd.config, s));
     const progress = setInterval(() => {
       let receipts = 0;
-      for (const r of running) receipts += r.stats.receipts;
-      send({ type: 'progress', receipts });
+      let firsts = 0;
+      for (const r of running) {
+        receipts += r.stats.receipts;
+        firsts += r.stats.firsts;
+      }
+      send({ type: 'progress', receipts, firsts });
     }, 250);
     progress.unref();
     const ready = setInterval(() => {
