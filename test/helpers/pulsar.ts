@@ -3,7 +3,7 @@
 // with a reason; in CI (env CI set) that is an error, since a skipped test there hides a gap.
 // PULSAR_TEST_WEB_SERVICE_URL and PULSAR_TEST_BROKER_SERVICE_URL point tests at a running broker instead.
 import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -86,14 +86,14 @@ export function isSkipped(p: TestPulsar | SkippedPulsar): p is SkippedPulsar {
 /**
  * Runs one of Pulsar's own Java tools (pulsar-client-tools' `PulsarClientTool`, pulsar-testclient's
  * `PulsarPerfTestTool`, ...) from the jars resolved from Maven Central for the broker (the server
- * distribution's lib/ holds them), against the given broker. Resolves with its stdout and stderr.
+ * distribution's lib/ holds them), against the given broker. Resolves with its stdout, stderr and log file.
  */
 export async function runPulsarTool(
   broker: { webServiceUrl: string; brokerServiceUrl: string },
   mainClass: string,
   args: string[],
-  opts: { timeoutMs?: number; withConfig?: boolean } = {},
-): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  opts: { timeoutMs?: number; withConfig?: boolean; memory?: string[] } = {},
+): Promise<{ code: number | null; stdout: string; stderr: string; log: string }> {
   const resolved = await resolvePulsar();
   const dir = mkdtempSync(join(tmpdir(), 'cds-pulsar-tool-'));
   const conf = join(dir, 'client.conf');
@@ -102,8 +102,7 @@ export async function runPulsarTool(
     `webServiceUrl=${broker.webServiceUrl}/\nbrokerServiceUrl=${broker.brokerServiceUrl}/\n`,
   );
   const full = [
-    '-Xms64m',
-    '-Xmx512m',
+    ...(opts.memory ?? ['-Xms64m', '-Xmx512m']),
     ...JVM_FLAGS,
     `-Dlog4j.configurationFile=${fileURLToPath(new URL('../../scripts/pulsar/log4j2.xml', import.meta.url))}`,
     `-Dpulsar.log.file=${join(dir, 'tool.log')}`,
@@ -127,7 +126,13 @@ export async function runPulsarTool(
       });
       child.on('close', (code) => {
         clearTimeout(timer);
-        resolve({ code, stdout, stderr });
+        let log = '';
+        try {
+          log = readFileSync(join(dir, 'tool.log'), 'utf8');
+        } catch {
+          // the tool logged nothing
+        }
+        resolve({ code, stdout, stderr, log });
       });
     });
   } finally {

@@ -59,7 +59,7 @@ export interface PulsarLogOptions {
   readonly cacheBytes?: number;
   /** Most records in one commit (default 5,000). */
   readonly maxCommitRecords?: number;
-  /** Commits whose messages are in flight at once (default 8). */
+  /** Groups in flight at once (default 2: one committing while the next sends its messages; appends arriving meanwhile coalesce into the next group). */
   readonly maxInFlight?: number;
   /** Longest wait in close() for appends still in flight (default 30 s). */
   readonly closeTimeoutMs?: number;
@@ -430,7 +430,7 @@ export class PulsarLog implements EventLog {
 
   #pump(): void {
     const max = this.#opts.maxCommitRecords ?? 5_000;
-    while (this.#queue.length > 0 && this.#inFlight < (this.#opts.maxInFlight ?? 8)) {
+    while (this.#queue.length > 0 && this.#inFlight < (this.#opts.maxInFlight ?? 2)) {
       const group: QueuedAppend[] = [];
       let n = 0;
       while (
