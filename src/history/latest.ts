@@ -50,7 +50,8 @@ export async function* latestChunks(
           continue;
         const payload = Buffer.from(r.payload.buffer, r.payload.byteOffset, r.payload.byteLength);
         if (opts.excludeExpired === true && encoder.expired(r, payload)) continue;
-        if (opts.excludeCancelled === true && (r.headers['type'] ?? typeOf(payload)) === 'cancel') continue;
+        if (opts.excludeCancelled === true && (r.headers[HEADERS.type] ?? typeOf(payload)) === 'cancel')
+          continue;
         encoder.write(r, encoder.topicsOf(r), out);
         lines++;
         if (out.length >= CHUNK_BYTES) yield { bytes: out.take(), read, lines };

@@ -60,9 +60,6 @@ export class ChunkWriter {
   }
 }
 
-/** Headers of the decision's type and expiresAt, written at ingest since they exist (ingest/record.ts). */
-const TYPE_HEADER = 'type';
-const EXPIRES_HEADER = 'expiresAt';
 const EXPIRES = Buffer.from('"expiresAt":"');
 const ATTRIBUTES = Buffer.from('"attributes":{');
 const QUOTE = 0x22;
@@ -154,7 +151,7 @@ export class LineEncoder {
    */
   expired(r: LogRecord, payload: Buffer): boolean {
     const h = r.headers;
-    const exp = h[TYPE_HEADER] !== undefined ? h[EXPIRES_HEADER] : expiresAtOf(payload);
+    const exp = h[HEADERS.type] !== undefined ? h[HEADERS.expiresAt] : expiresAtOf(payload);
     if (exp === undefined) return false;
     if (exp !== this.#lastExp) {
       this.#lastExp = exp;
