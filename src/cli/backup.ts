@@ -8,6 +8,7 @@
  * Like verify-audit, the offline forms open the embedded stores themselves: this file is the one
  * place outside app.ts that picks adapters, for commands that run while the service does not.
  */
+import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { LmdbRuleStore } from '../adapters/embedded/rules/index.ts';
@@ -86,6 +87,11 @@ function summary(path: string, m: Manifest): Record<string, unknown> {
 
 /** A backup of a data directory whose service is stopped (the log's lock says so: DATA_DIR_LOCKED otherwise). */
 export async function offlineBackup(dataDir: string, to: string): Promise<Manifest> {
+  // Opening the stores would create them: a directory that holds no log is refused instead.
+  if (!existsSync(join(dataDir, 'log', 'meta.json')))
+    throw new CdsError('NOT_FOUND', `${dataDir} is not a cds data directory (no log/meta.json)`, {
+      details: { errors: [{ path: 'data-dir', code: 'not_found', message: 'an existing data directory' }] },
+    });
   const log = await SegmentLog.open(join(dataDir, 'log'));
   const closers: (() => Promise<unknown>)[] = [() => log.close()];
   try {

@@ -183,6 +183,17 @@ describe('backup and restore refusals', { timeout: 60_000 }, () => {
   });
 
   it('the offline form refuses a data directory a service holds (DATA_DIR_LOCKED), and works on a stopped one', async () => {
+    const none = await cds(
+      'backup',
+      '--to',
+      join(root, 'offline-0'),
+      '--offline',
+      '--data-dir',
+      join(root, 'no-data'),
+    );
+    assert.match(none.err, /NOT_FOUND: .*no-data is not a cds data directory/);
+    assert.equal(existsSync(join(root, 'no-data')), false);
+    assert.equal(existsSync(join(root, 'offline-0')), false);
     const running = await cds(
       'backup',
       '--to',
