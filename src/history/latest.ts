@@ -9,7 +9,7 @@ import { HEADERS } from '../ingest/record.ts';
 import type { EventLog, LogRecord } from '../log/index.ts';
 import { ChunkWriter, type LineEncoder } from './lines.ts';
 import type { PartitionRange } from './range.ts';
-import { CHUNK_BYTES, READ_BATCH, type HistoryChunk } from './reader.ts';
+import { CHUNK_BYTES, recordBatches, type HistoryChunk } from './reader.ts';
 
 /** What the latest view leaves out. */
 export interface LatestOptions {
@@ -37,11 +37,8 @@ export async function* latestChunks(
   let read = 0;
   let lines = 0;
   for (const range of ranges) {
-    let off = range.from;
-    while (off < range.to) {
-      if (opts.signal?.aborted) return;
-      const recs = await log.read(range.partition, off, Math.min(READ_BATCH, range.to - off));
-      if (recs.length === 0) break; // trimmed under us: what was read is still a consistent view
+    // Records trimmed during the scan are passed over: the view is of what the log still holds.
+    for await (const recs of recordBatches(log, range, { ...opts, skipTrimmed: true })) {
       const picked = recs.filter((r) => encoder.topicsOf(r).selected);
       const ids = [...new Set(picked.map((r) => r.headers[HEADERS.decisionId] ?? ''))];
       const revisions = await index.revisions(ids);
@@ -57,7 +54,6 @@ export async function* latestChunks(
         if (out.length >= CHUNK_BYTES) yield { bytes: out.take(), read, lines };
       }
       read += recs.length;
-      off = recs[recs.length - 1]!.offset + 1;
     }
   }
   if (out.length > 0) yield { bytes: out.take(), read, lines };
