@@ -8,7 +8,7 @@ import { statSync } from 'node:fs';
 import { join } from 'node:path';
 import { createSubscriptions, deleteSubscriptions, SubscriberFleet } from './fleet.ts';
 import { encodeHistogram } from './hdr.ts';
-import { joinReceipts, summaryOrNull } from './join.ts';
+import { joinReceipts, scheduleOf, summaryOrNull } from './join.ts';
 import { buildTemplates, DEFAULT_PROFILE, loadProfile, matchTable, planSubscribers } from './profile.ts';
 import type { SubscriberStats } from './subscriber.ts';
 import { achievedRateOf, runGenerators, type RunContext, type WorkloadOutcome } from './workload.ts';
@@ -72,27 +72,20 @@ export async function runDelivery(ctx: RunContext): Promise<WorkloadOutcome> {
     );
     ctx.meter.end();
 
-    const acked = new Uint8Array(report.requestsTotal);
+    const schedule = scheduleOf(report, {
+      idPrefix,
+      batch: o.batch,
+      durationS: o.durationS,
+      windowS: o.windowS,
+    });
     let expected = 0;
-    for (const k of report.ackedRequests) {
-      acked[k] = 1;
+    for (const k of report.ackedRequests)
       for (let n = k * o.batch; n < (k + 1) * o.batch; n++) expected += matches[n % matches.length]!.length;
-    }
     const drain = await fleet.drain(expected, Math.min(10_000, o.drainS * 1000), o.drainS * 1000);
     ctx.meter.sample();
     stats = await fleet.stop();
 
-    const j = joinReceipts(ctx.runDir, plans, matches, {
-      idPrefix,
-      batch: o.batch,
-      requestsTotal: report.requestsTotal,
-      startMono: report.startMono,
-      intervalMs: report.intervalMs,
-      measureStartMono: report.measureStartMono,
-      durationS: o.durationS,
-      windowS: o.windowS,
-      acked,
-    });
+    const j = joinReceipts(ctx.runDir, plans, matches, schedule);
     let receiptBytes = 0;
     for (const p of plans) receiptBytes += statSync(join(ctx.runDir, `sub-${p.index}.bin`)).size;
     const measuredS = Math.max(o.durationS, (j.lastMeasuredReceiptMono - report.measureStartMono) / 1000);

@@ -18,7 +18,7 @@ import { join } from 'node:path';
 import type * as hdr from 'hdr-histogram-js';
 import { latencyHistogram, recordMs, summaryOf } from './hdr.ts';
 import type { SubscriberPlan } from './profile.ts';
-import type { LatencySummary, RateWindow } from './protocol.ts';
+import type { GeneratorReport, LatencySummary, RateWindow } from './protocol.ts';
 import { FOREIGN, forEachReceipt } from './receipts.ts';
 
 /** The schedule and acknowledgements of the generator(s). */
@@ -33,6 +33,28 @@ export interface Schedule {
   readonly windowS: number;
   /** 1 where request k was acknowledged. */
   readonly acked: Uint8Array;
+}
+
+/** The schedule of a generator report (`durationS`, `windowS` as the generator was told). */
+export function scheduleOf(
+  report: GeneratorReport,
+  o: {
+    readonly idPrefix: string;
+    readonly batch: number;
+    readonly durationS: number;
+    readonly windowS: number;
+  },
+): Schedule {
+  const acked = new Uint8Array(report.requestsTotal);
+  for (const k of report.ackedRequests) acked[k] = 1;
+  return {
+    ...o,
+    requestsTotal: report.requestsTotal,
+    startMono: report.startMono,
+    intervalMs: report.intervalMs,
+    measureStartMono: report.measureStartMono,
+    acked,
+  };
 }
 
 /** One subscriber's figures. */

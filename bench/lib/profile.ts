@@ -125,6 +125,18 @@ function portfolioSlice(
   };
 }
 
+/** Transports of n subscribers, interleaved: subscriber i is on gRPC while that keeps round(share * (i + 1)). */
+function transports(n: number, grpcShare: number): ('grpc' | 'ws')[] {
+  const out: ('grpc' | 'ws')[] = [];
+  let grpc = 0;
+  for (let i = 0; i < n; i++) {
+    const onGrpc = Math.round(grpcShare * (i + 1)) > grpc;
+    if (onGrpc) grpc++;
+    out.push(onGrpc ? 'grpc' : 'ws');
+  }
+  return out;
+}
+
 /**
  * The subscribers of a run of `n` subscribers, named `<namePrefix>-<index>`: the first
  * round(n * portfolioShare) take a slice of the portfolios each; the others take the profile's
@@ -142,18 +154,15 @@ export function planSubscribers(
   const others = p.subscribers.others;
   const otherSubs = n - portfolioSubs;
   const out: SubscriberPlan[] = [];
-  let grpcSoFar = 0;
+  const transport = transports(n, grpcShare);
   for (let i = 0; i < n; i++) {
-    // Interleaved: subscriber i is on gRPC when that keeps the gRPC count at round(share * (i + 1)).
-    const transport = Math.round(grpcShare * (i + 1)) > grpcSoFar ? 'grpc' : 'ws';
-    if (transport === 'grpc') grpcSoFar++;
     const name = `${namePrefix}-${i}`;
     if (i < portfolioSubs) {
       const s = portfolioSlice(p, i, portfolioSubs);
       out.push({
         index: i,
         name,
-        transport,
+        transport: transport[i]!,
         label: portfolioSubs === 1 ? 'all' : `portfolios ${i}/${portfolioSubs}`,
         ...s,
       });
@@ -171,7 +180,7 @@ export function planSubscribers(
     out.push({
       index: i,
       name,
-      transport,
+      transport: transport[i]!,
       label: sharing === 1 ? f.name : `${f.name} ${r}/${sharing}`,
       match: [term, ...s.match],
       cel: s.cel === undefined ? own : `${own} && ${s.cel}`,
@@ -182,12 +191,14 @@ export function planSubscribers(
 
 /** Subscribers that take every decision (replay). */
 export function planAllSubscribers(n: number, namePrefix: string, grpcShare: number): SubscriberPlan[] {
-  let grpcSoFar = 0;
-  return Array.from({ length: n }, (_, i) => {
-    const transport = Math.round(grpcShare * (i + 1)) > grpcSoFar ? 'grpc' : 'ws';
-    if (transport === 'grpc') grpcSoFar++;
-    return { index: i, name: `${namePrefix}-${i}`, transport, label: 'all', match: [], cel: undefined };
-  });
+  return transports(n, grpcShare).map((transport, i) => ({
+    index: i,
+    name: `${namePrefix}-${i}`,
+    transport,
+    label: 'all',
+    match: [],
+    cel: undefined,
+  }));
 }
 
 function pickWeighted<T>(rand: () => number, table: Weighted<T>): T {

@@ -8,7 +8,7 @@
  * is in details).
  */
 import { createSubscriptions, deleteSubscriptions, SubscriberFleet } from '../lib/fleet.ts';
-import { joinReceipts } from '../lib/join.ts';
+import { joinReceipts, scheduleOf } from '../lib/join.ts';
 import {
   buildTemplates,
   DEFAULT_PROFILE,
@@ -100,24 +100,12 @@ export const replay: Workload = {
       ctx.meter.end();
       stats = await fleet.stop();
 
-      const acked = new Uint8Array(report.requestsTotal);
-      for (const k of report.ackedRequests) acked[k] = 1;
       const originMono = Math.min(...stats.map((s) => s.connectMono));
       const j = joinReceipts(
         ctx.runDir,
         plans,
         matches,
-        {
-          idPrefix,
-          batch: o.batch,
-          requestsTotal: report.requestsTotal,
-          startMono: report.startMono,
-          intervalMs: report.intervalMs,
-          measureStartMono: report.measureStartMono,
-          durationS,
-          windowS: o.windowS,
-          acked,
-        },
+        scheduleOf(report, { idPrefix, batch: o.batch, durationS, windowS: o.windowS }),
         { originMono, tailS: o.drainS + 60, keepS: 0 },
       );
       const lastMono = Math.max(...stats.map((s) => s.lastReceiptMono ?? originMono));
