@@ -5,12 +5,14 @@
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { after, describe, it } from 'node:test';
-import { launchPulsar, PulsarUnavailableError, restartPulsar } from '../../scripts/pulsar/launcher.ts';
+import { launchPulsar, PulsarUnavailableError } from '../../scripts/pulsar/launcher.ts';
 import type { PulsarBroker } from '../../scripts/pulsar/launcher.ts';
 import { PulsarLog } from '../../src/adapters/pulsar/index.ts';
 import { isCdsError } from '../../src/errors/index.ts';
 import { assertRecord, readRange, recordOf } from '../../src/log/contract-helpers.ts';
 import type { AppendRecord, Appended } from '../../src/log/port.ts';
+import { startTestApp } from '../helpers/app.ts';
+import { makeDecision } from '../helpers/decisions.ts';
 
 const WRITERS = 8;
 
@@ -36,6 +38,11 @@ describe('PulsarLog across a broker restart', { timeout: 600_000 }, () => {
       closeTimeoutMs: 60_000,
     };
     const log = await PulsarLog.open(opts);
+    // The service on the same broker (its own topic), to see what a publisher gets meanwhile.
+    const app = await startTestApp({
+      log: { engine: 'pulsar' },
+      pulsar: { url: broker.webServiceUrl, tenant: opts.tenant, namespace: 'service', topic: 'decisions' },
+    });
     const acked: { rec: AppendRecord; at: Appended }[] = [];
     const refused = new Set<string>();
     const other: unknown[] = [];
@@ -62,8 +69,23 @@ describe('PulsarLog across a broker restart', { timeout: 600_000 }, () => {
     await wait(3000);
     const before = acked.length;
     const t0 = performance.now();
-    broker = await restartPulsar(broker, { journalSyncData: true, kill: true });
+    await broker.stop({ keepData: true, kill: true });
+    // While the broker is away a publish through the service is refused, retriable, with Retry-After.
+    await wait(500);
+    const during = await app.request('POST', '/v1/decisions', { body: makeDecision(77) });
+    assert.equal(during.status, 503, JSON.stringify(during.body));
+    assert.equal(during.body.error.code, 'STORAGE_UNAVAILABLE');
+    assert.equal(during.body.error.retriable, true);
+    assert.ok(Number(during.headers['retry-after']) >= 1, 'Retry-After');
+    const { dataDir, webPort, brokerPort } = broker;
+    broker = await launchPulsar({ journalSyncData: true, reuse: { dataDir, webPort, brokerPort } });
     console.log(`[pulsar] broker killed and restarted in ${Math.round(performance.now() - t0)} ms`);
+    // The same publish succeeds once the service's producers have reconnected by themselves.
+    let status = 0;
+    for (const until = Date.now() + 120_000; status !== 200 && Date.now() < until; await wait(250))
+      status = (await app.request('POST', '/v1/decisions', { body: makeDecision(77) })).status;
+    assert.equal(status, 200, 'publishing works again after the restart');
+    await app.close();
     // Appending works again by itself (producers reconnect), without reopening the log.
     const deadline = Date.now() + 120_000;
     while (acked.length < before + 200 && Date.now() < deadline) await wait(250);

@@ -459,7 +459,12 @@ export class PulsarLog implements EventLog {
         }),
       ),
     );
-    this.#commitChain = this.#commitChain.then(() => this.#commit(batch, group, sent));
+    // Failures are read by #commit once the previous group's commit is done; until then they are
+    // handled here, so that a failure during an outage is not an unhandled rejection.
+    for (const p of sent) p.catch(() => {});
+    this.#commitChain = this.#commitChain
+      .then(() => this.#commit(batch, group, sent))
+      .catch((e: unknown) => this.#opts.onError?.(e));
   }
 
   async #commit(batch: string, group: QueuedAppend[], sent: Promise<MessageId[]>[]): Promise<void> {
