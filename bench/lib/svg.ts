@@ -226,8 +226,11 @@ export function runSvg(r: BenchResult): string {
     });
   const tMax = Math.max(1, ...rates.map((s) => s.points.length));
   const windowS = Number((r.config['windowS'] as number | undefined) ?? 5);
+  // The window boundaries of the measured period (the windows the sustained rule judges).
+  const measuredS = Number((r.config['durationS'] as number | undefined) ?? tMax);
   const guides: number[] = [];
-  for (let t = windowS; t < tMax; t += windowS) guides.push(t);
+  if (r.series.offeredPerSecond.length > 0)
+    for (let t = windowS; t <= Math.min(tMax, measuredS); t += windowS) guides.push(t);
   const timeTicks = linearTicks(tMax).filter((t) => t.v <= tMax);
 
   const title =
