@@ -16,8 +16,8 @@ import { readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import type { Manifest } from '../src/backup/index.ts';
-import { runCli } from '../src/cli/index.ts';
 import { startPublishers } from '../test/crash/load.ts';
+import { runCds } from '../test/helpers/cli.ts';
 import { createDecisionGenerator } from '../test/helpers/decisions.ts';
 import { makeTempDir, startServer } from '../test/helpers/server.ts';
 
@@ -34,11 +34,9 @@ const RUNS = Number(values.runs);
 const ENV = { CDS_RATE_REQUESTS_PER_SECOND: '1000000', CDS_LOG_LEVEL: 'warn' };
 
 async function cds(...argv: string[]): Promise<string> {
-  const out: string[] = [];
-  const err: string[] = [];
-  const code = await runCli({ argv, env: {}, stdout: (l) => out.push(l), stderr: (l) => err.push(l) });
-  if (code !== 0) throw new Error(`cds ${argv[0]} exited ${code}: ${err.join('\n')}`);
-  return out.join('\n');
+  const r = await runCds(...argv);
+  if (r.code !== 0) throw new Error(`cds ${argv[0]} exited ${r.code}: ${r.err}`);
+  return r.out;
 }
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? 0;

@@ -17,17 +17,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { BackupService, type BackupParts } from '../../src/backup/index.ts';
-import { runCli } from '../../src/cli/index.ts';
+import { runCds as cds } from '../helpers/cli.ts';
 import { startTestApp, type TestApp } from '../helpers/app.ts';
 import { dec, publish } from '../model/harness.ts';
-
-/** Runs the cds command in-process; returns its exit code and output. */
-async function cds(...argv: string[]): Promise<{ code: number; out: string; err: string }> {
-  const out: string[] = [];
-  const err: string[] = [];
-  const code = await runCli({ argv, env: {}, stdout: (l) => out.push(l), stderr: (l) => err.push(l) });
-  return { code, out: out.join('\n'), err: err.join('\n') };
-}
 
 describe('backup and restore refusals', { timeout: 60_000 }, () => {
   let t: TestApp;

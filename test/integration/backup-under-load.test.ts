@@ -14,8 +14,8 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { Subscriber, type Delivery, type SubscriberEvent } from '../../src/client/index.ts';
 import { GrpcSubscriber, type GrpcSubscriberEvent } from '../../src/client/grpc.ts';
-import { runCli } from '../../src/cli/index.ts';
 import type { Manifest } from '../../src/backup/index.ts';
+import { runCds } from '../helpers/cli.ts';
 import { createDecisionGenerator, testSeed } from '../helpers/decisions.ts';
 import { ADMIN_KEY, startTestApp, type TestApp } from '../helpers/app.ts';
 import { startPublishers, type PublishRecord } from '../crash/load.ts';
@@ -100,7 +100,7 @@ test(
       const ackedSoFar = () => pubs.records.filter((r) => r.outcome.kind === 'acked').length;
       for (const end = Date.now() + 30_000; ackedSoFar() < 300 && Date.now() < end;) await sleep(50);
       const backupStartedAt = pubs.elapsed();
-      const backup = await runCliCapture('backup', '--to', backupDir, '--url', url, '--key', ADMIN_KEY);
+      const backup = await runCds('backup', '--to', backupDir, '--url', url, '--key', ADMIN_KEY);
       const backupEndedAt = pubs.elapsed();
       assert.equal(backup.code, 0, backup.err);
       await sleep(300);
@@ -125,7 +125,7 @@ test(
       // The old service goes away; the backup is restored into a new directory and started on the same ports.
       await app.close({ keep: true });
       app = undefined;
-      const restore = await runCliCapture('restore', '--from', backupDir, '--data-dir', restoredDir);
+      const restore = await runCds('restore', '--from', backupDir, '--data-dir', restoredDir);
       assert.equal(restore.code, 0, restore.err);
       app = await startTestApp({ http: { port: httpPort }, grpc: { port: grpcPort } }, restoredDir);
       await app.app.listen();
@@ -226,10 +226,3 @@ test(
     }
   },
 );
-
-async function runCliCapture(...argv: string[]): Promise<{ code: number; out: string; err: string }> {
-  const out: string[] = [];
-  const err: string[] = [];
-  const code = await runCli({ argv, env: {}, stdout: (l) => out.push(l), stderr: (l) => err.push(l) });
-  return { code, out: out.join('\n'), err: err.join('\n') };
-}
