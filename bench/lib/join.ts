@@ -175,9 +175,7 @@ export function joinReceipts(
       const due = intended(r.n);
       if (due >= s.measureStartMono && due < measureEndMono) {
         const ms = r.recvMono - due;
-        recordMs(all, ms);
-        recordMs(byTransport[plan.transport], ms);
-        recordMs(mine, ms);
+        recordMs(mine, ms); // added to the totals once per subscriber
         measuredDeliveries++;
         if (r.recvMono > lastMeasured) lastMeasured = r.recvMono;
       }
@@ -205,6 +203,8 @@ export function joinReceipts(
       if (r.n < N) seen[r.n] = 0;
     });
     for (const k of Object.keys(tot) as (keyof typeof tot)[]) tot[k] += f[k];
+    all.add(mine);
+    byTransport[plan.transport].add(mine);
     perSubscriber.push({
       index: plan.index,
       label: plan.label,
