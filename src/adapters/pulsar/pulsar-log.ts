@@ -71,6 +71,8 @@ export interface PulsarLogOptions {
 export const DEFAULT_RETENTION: RetentionPolicy = { retentionTimeInMinutes: 24 * 60, retentionSizeInMB: -1 };
 /** A committed record whose message this instance has not seen is read from Pulsar after this long. */
 const READY_WAIT_MS = 2_000;
+/** How long an append waits for a producer that is reconnecting before it fails. */
+const RECONNECT_GRACE_MS = 1_000;
 /** A cold read gives up after this long. */
 const COLD_READ_TIMEOUT_MS = 30_000;
 
@@ -420,12 +422,22 @@ export class PulsarLog implements EventLog {
     }
     if (records.length === 0) return Promise.resolve([]);
     const partitions = records.map((r) => this.partitionOf(r.key));
-    if (!this.#commitProducer.connected || partitions.some((p) => !this.#parts[p]?.producer.connected))
-      return Promise.reject(unavailable('not connected to the broker'));
-    return new Promise((resolve, reject) => {
-      this.#queue.push({ records, sizes, partitions, resolve, reject });
-      this.#pump();
-    });
+    const producers = [
+      this.#commitProducer,
+      ...new Set(partitions.map((p) => (this.#parts[p] as Partition).producer)),
+    ];
+    const enqueue = (): Promise<Appended[]> =>
+      new Promise((resolve, reject) => {
+        this.#queue.push({ records, sizes, partitions, resolve, reject });
+        this.#pump();
+      });
+    if (producers.every((p) => p.connected)) return enqueue();
+    // A producer reconnecting (after an idle close or a broker restart) gets a moment; a broker that
+    // is away makes the append fail fast with a retriable error, nothing sent.
+    return Promise.all(producers.map((p) => p.whenConnected(AbortSignal.timeout(RECONNECT_GRACE_MS)))).then(
+      () => (this.#closing ? Promise.reject(shuttingDown()) : enqueue()),
+      (e: unknown) => Promise.reject(unavailable('not connected to the broker', e)),
+    );
   }
 
   #pump(): void {

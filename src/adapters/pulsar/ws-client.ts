@@ -27,6 +27,8 @@ const BACKOFF_MAX_MS = 5_000;
 const CONNECT_TIMEOUT_MS = 10_000;
 /** Pulsar's WebSocket reader pushes at most this many messages ahead of our acks (its cap is 1000). */
 const READER_QUEUE = 1000;
+/** Interval of WebSocket pings on every open session. */
+const KEEPALIVE_MS = 30_000;
 
 function backoff(attempt: number): number {
   const base = Math.min(BACKOFF_MAX_MS, BACKOFF_MIN_MS * 2 ** Math.min(attempt, 10));
@@ -57,6 +59,11 @@ function openSocket(url: string, onOpen: (ws: WebSocket) => void): Promise<WebSo
     };
     ws.once('open', () => {
       ws.removeAllListeners();
+      // Pings keep an idle session open (the broker closes sessions idle for
+      // webSocketSessionIdleTimeoutMillis, 300 s in the standalone sample).
+      const keepAlive = setInterval(() => ws.readyState === WebSocket.OPEN && ws.ping(), KEEPALIVE_MS);
+      keepAlive.unref();
+      ws.once('close', () => clearInterval(keepAlive));
       onOpen(ws);
       resolve(ws);
     });
