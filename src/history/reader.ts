@@ -9,8 +9,8 @@ import type { EventLog, LogRecord } from '../log/index.ts';
 import { ChunkWriter, type LineEncoder } from './lines.ts';
 import type { PartitionRange } from './range.ts';
 
-/** Records per log read (the log reads them in one or a few large preads). */
-export const READ_BATCH = 4096;
+/** Records per log read (about 700 KiB of decisions: one pread); two are held at most (one in flight). */
+export const READ_BATCH = 1024;
 /** A chunk is handed out once it holds this many bytes (and at the end). */
 export const CHUNK_BYTES = 256 * 1024;
 

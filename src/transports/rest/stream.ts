@@ -22,18 +22,26 @@ export interface StreamShape {
   readonly errorLine?: (e: CdsError) => string;
 }
 
-/** Resolves when the response can take more, or has closed. */
-function writable(res: ServerResponse): Promise<void> {
+/** Resolves true when the response can take more or has closed, false after `ms` without either. */
+function writable(res: ServerResponse, ms: number): Promise<boolean> {
   return new Promise((resolve) => {
-    const done = () => {
-      res.off('drain', done);
-      res.off('close', done);
-      resolve();
+    const done = (ok: boolean) => {
+      clearTimeout(timer);
+      res.off('drain', onEvent);
+      res.off('close', onEvent);
+      resolve(ok);
     };
-    res.on('drain', done);
-    res.on('close', done);
+    const onEvent = () => done(true);
+    const timer = setTimeout(() => done(false), ms);
+    res.on('drain', onEvent);
+    res.on('close', onEvent);
   });
 }
+
+const shuttingDown = () =>
+  new CdsError('SHUTTING_DOWN', 'this instance is shutting down; read the rest elsewhere', {
+    retryAfterSeconds: 1,
+  });
 
 /**
  * Answers with the chunks of `source(signal)`. Everything that can be refused must be refused before
@@ -58,13 +66,17 @@ export async function streamAnswer(
     let first = true;
     for await (const c of source(abort.signal)) {
       if (abort.signal.aborted) return; // the client went away: stop reading
-      if (ctx.lifecycle.draining)
-        throw new CdsError('SHUTTING_DOWN', 'this instance is shutting down; read the rest elsewhere', {
-          retryAfterSeconds: 1,
-        });
+      if (ctx.lifecycle.draining) throw shuttingDown();
       const bytes = shape.map === undefined ? c.bytes : shape.map(c.bytes, first);
       first = false;
-      if (!res.write(bytes)) await writable(res);
+      if (!res.write(bytes))
+        while (!(await writable(res, 1000))) {
+          // A client that stops reading must not hold a shutdown up: it loses the connection.
+          if (ctx.lifecycle.draining) {
+            res.destroy();
+            return;
+          }
+        }
     }
     if (!abort.signal.aborted && shape.tail !== undefined) res.write(shape.tail());
   } catch (e) {
