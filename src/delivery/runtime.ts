@@ -220,6 +220,7 @@ export class SubscriptionRuntime {
       }
     }
     this.#recovering = [];
+    this.#schedulePump();
     for (const part of this.#parts) void this.#catchUp(part);
   }
 
@@ -682,6 +683,10 @@ export class SubscriptionRuntime {
   /** Sends what can be sent now: keys by head priority, each to its consumer, within credits. */
   pump(): void {
     if (this.#stopped || this.spec.state === 'paused' || this.#consumers.size === 0) return;
+    // Nothing goes out while the last commit's pending entries are re-read: a recovered entry sent
+    // before an earlier-committed one of its key is back (an expedited halt, say) would break the
+    // key's order and name a prevPosition the consumer has not received yet.
+    if (this.#recovering.length > 0) return;
     if (this.#deps.mayDispatch?.() === false) return;
     const now = Date.now();
     const out = new Map<Consumer, string[]>();
