@@ -5,6 +5,8 @@ export { loadMigrations, MIGRATION_LOCK_KEY, type Migration, type MigrationResul
 export { PostgresSubscriptionStore } from './subscription-store.ts';
 export { PostgresRuleStore, RULES_LOCK_KEY } from './rule-store.ts';
 export { PostgresRetentionStore } from './retention-store.ts';
+export { PostgresWebhookStore } from './webhook-store.ts';
+export { PostgresLedgerStore } from './ledger-store.ts';
 export { openPool, describeUrl, type PoolOptions } from './connect.ts';
 export {
   PostgresChangeFeed,

@@ -42,7 +42,8 @@ export class LmdbWebhookStore implements WebhookStore {
   }
 
   async delete(id: string): Promise<boolean> {
-    return this.db.remove(id);
+    // remove() resolves true whether or not the key existed; removeSync in a transaction tells.
+    return this.db.transaction(() => this.db.removeSync(id));
   }
 
   /** Copies the environment (webhook endpoints and their secrets) from one read snapshot to `<dir>/data.mdb`; `dir` exists (cds backup, ADR 0014). */
