@@ -14,10 +14,12 @@ import { PulsarLog } from './adapters/pulsar/index.ts';
 import { LmdbStateStore } from './adapters/embedded/state/index.ts';
 import {
   PostgresChangeFeed,
+  PostgresLedgerStore,
   PostgresRetentionStore,
   PostgresRuleStore,
   PostgresStateStore,
   PostgresSubscriptionStore,
+  PostgresWebhookStore,
 } from './adapters/postgres/index.ts';
 import { LmdbSubscriptionStore } from './adapters/embedded/subscriptions/index.ts';
 import { LmdbWebhookStore } from './adapters/embedded/webhooks/index.ts';
@@ -184,7 +186,11 @@ export async function buildApp(
     opened.push(async () => feed?.close());
     // A rule set activated between RuleSetService.open above and the LISTEN: read the pointer again.
     if (feed !== undefined) await rules.reload();
-    const ledgerStore = LmdbLedgerStore.open(dataDir);
+    // Cluster mode: one ledger for every instance, whichever dispatches a subscription (ADR 0006).
+    const ledgerStore =
+      config.state.engine === 'postgres'
+        ? await PostgresLedgerStore.open(config.postgres.url as string, { applicationName: 'cds-ledger' })
+        : LmdbLedgerStore.open(dataDir);
     opened.push(() => ledgerStore.close());
     // Cluster mode (ADR 0015): with state in PostgreSQL each subscription is dispatched by one instance,
     // under a lease whose token fences its cursor commits.
@@ -223,12 +229,14 @@ export async function buildApp(
     }
     // The retention service is built below; changes heard before that are read by its open().
     const retentionRef: { current?: RetentionService } = {};
+    const webhooksRef: { current?: WebhookService } = {};
     const feedDone = (async () => {
       if (feed === undefined) return;
       for await (const c of feed.changes()) {
         if (c.kind === 'principal') auth.invalidate();
         else if (c.kind === 'rules') await rules.reload().catch(onError);
         else if (c.kind === 'retention') await retentionRef.current?.reload().catch(onError);
+        else if (c.kind === 'webhook') await webhooksRef.current?.reload(c.name).catch(onError);
         else await subscriptions.reload(c.name).catch(onError);
       }
     })();
@@ -237,9 +245,14 @@ export async function buildApp(
     const ledger = new LedgerService(ledgerStore, deliveries, subscriptionStore, 200, () =>
       ledgerRecorder.flushed(),
     );
-    const webhookStore = LmdbWebhookStore.open(dataDir);
+    // Cluster mode: endpoints shared by every instance; a change on one reaches the others' feeds.
+    const webhookStore =
+      config.state.engine === 'postgres'
+        ? await PostgresWebhookStore.open(config.postgres.url as string, { applicationName: 'cds' })
+        : LmdbWebhookStore.open(dataDir);
     opened.push(() => webhookStore.close());
     const webhooks = new WebhookService(webhookStore, subscriptions, audit, logger);
+    webhooksRef.current = webhooks;
     const retentionStore =
       config.state.engine === 'postgres'
         ? await PostgresRetentionStore.open(config.postgres.url as string, { applicationName: 'cds' })
@@ -264,6 +277,8 @@ export async function buildApp(
       state instanceof LmdbStateStore &&
       subscriptionStore instanceof LmdbSubscriptionStore &&
       ruleStore instanceof LmdbRuleStore &&
+      webhookStore instanceof LmdbWebhookStore &&
+      ledgerStore instanceof LmdbLedgerStore &&
       retentionStore instanceof LmdbRetentionStore
         ? {
             dataDir,

@@ -1,13 +1,14 @@
 /**
  * The change feed (DESIGN 6, the bullmq anchor): what other instances changed in the shared state,
  * heard through LISTEN/NOTIFY on a dedicated connection. Triggers (migrations/0002) NOTIFY in the
- * transaction of each change of a subscription or a principal (and 0004 of the active rule set), so
+ * transaction of each change of a subscription or a principal (0004 of the active rule set, 0006 of a
+ * retention policy, 0007 of a webhook endpoint), so
  * a notification arrives after the commit and never for a change that rolled back.
  *
  * No change is missed across a lost connection: on every (re)connect the feed first LISTENs, then
  * re-reads the current version of every subscription and reports each one that differs from what it
- * last knew (and, after a reconnect, that any principal and the active rule set may have changed:
- * `principal '*'` and `rules '*'`), so a change
+ * last knew (and, after a reconnect, that any principal, the active rule set, retention policy or
+ * webhook endpoint may have changed: `principal '*'`, `rules '*'`, `retention '*'`, `webhook '*'`), so a change
  * committed while it was disconnected is reported by the re-read, and one committed after the LISTEN
  * by its notification. A consumer may hear of a change twice (or of its own changes): reacting must
  * be idempotent (re-read and apply).
@@ -20,10 +21,11 @@ import { ignore } from './pool.ts';
 /**
  * One change: a subscription (by name) or a principal (by id, or '*' for any) was created, changed or
  * removed, or the active rule set moved (`name`: the active version, or '*' when unknown), or a
- * retention policy changed (`name`: the policy, or '*' when unknown; ADR 0017).
+ * retention policy changed (`name`: the policy, or '*' when unknown; ADR 0017), or a webhook endpoint
+ * (`name`: its id, or '*' when unknown; ADR 0006).
  */
 export interface StateChange {
-  readonly kind: 'subscription' | 'principal' | 'rules' | 'retention';
+  readonly kind: 'subscription' | 'principal' | 'rules' | 'retention' | 'webhook';
   readonly name: string;
 }
 
@@ -109,6 +111,7 @@ export class PostgresChangeFeed implements ChangeFeed {
         this.#push('principal', '*');
         this.#push('rules', '*');
         this.#push('retention', '*');
+        this.#push('webhook', '*');
       }
       this.#known.clear();
       for (const [k, v] of now) this.#known.set(k, v);
@@ -159,7 +162,7 @@ export class PostgresChangeFeed implements ChangeFeed {
       if (typeof m.version === 'number') this.#known.set(m.name, m.version);
       else this.#known.delete(m.name);
       this.#push('subscription', m.name);
-    } else if (m.kind === 'principal' || m.kind === 'rules' || m.kind === 'retention')
+    } else if (m.kind === 'principal' || m.kind === 'rules' || m.kind === 'retention' || m.kind === 'webhook')
       this.#push(m.kind, m.name);
   }
 

@@ -46,6 +46,31 @@ export class WebhookService {
     }
   }
 
+  /**
+   * Applies a change of an endpoint made here or on another instance (cluster mode: heard on the
+   * change feed): re-reads it and starts, restarts (re-enabled), stops (disabled) or drops its
+   * dispatcher; `'*'` re-reads every endpoint. Idempotent, since an instance also hears its own changes.
+   */
+  async reload(id: string): Promise<void> {
+    if (this.#closed) return;
+    const stored =
+      id === '*' ? await this.store.list() : [await this.store.get(id)].filter((r) => r !== undefined);
+    const byId = new Map(stored.map((r) => [r.id, r]));
+    const ids = id === '*' ? new Set([...this.#dispatchers.keys(), ...byId.keys()]) : [id];
+    for (const one of ids) {
+      if (this.#closed) return;
+      const r = byId.get(one);
+      const d = this.#dispatchers.get(one);
+      if (r === undefined || r.state === 'disabled') await this.#drop(one);
+      else if (d === undefined) this.#run(r);
+      else if (d.record.updatedAt !== r.updatedAt) {
+        // Changed elsewhere while running here: take the new record; the failure streak starts over.
+        d.resetHealth(r);
+        d.start();
+      }
+    }
+  }
+
   /** Stops every dispatcher (before the engine commits its last cursors); waits up to `graceMs`. */
   async close(graceMs = 2000): Promise<void> {
     this.#closed = true;
@@ -58,7 +83,8 @@ export class WebhookService {
   }
 
   #run(r: WebhookRecord): void {
-    if (this.#closed) return;
+    // Already running: `reload` (a notification of this instance's own write) may have come first.
+    if (this.#closed || this.#dispatchers.has(r.id)) return;
     const d = new Dispatcher(r, {
       attach: async (sink) => {
         const view = await this.subscriptions.get(r.subscription, this.#system(r.id));
@@ -70,9 +96,14 @@ export class WebhookService {
       onClosed: (code) => {
         if (code === 'NOT_FOUND') void this.#forget(r.id).catch((e: unknown) => this.#error(e));
         else if (code !== 'SHUTTING_DOWN' && !this.#closed) {
-          // Closed for a retriable reason (slow consumer): come back shortly.
+          // Closed for a retriable reason (slow consumer; in cluster mode NOT_OWNER, the subscription
+          // runs elsewhere): come back shortly, unless the endpoint was disabled or removed meanwhile.
           const d2 = this.#dispatchers.get(r.id);
-          void d2?.stop().then(() => setTimeout(() => d2.start(), 1000).unref());
+          void d2?.stop().then(() =>
+            setTimeout(() => {
+              if (!this.#closed && this.#dispatchers.get(r.id) === d2) d2.start();
+            }, 1000).unref(),
+          );
         }
       },
       onError: (e) => this.#error(e),
@@ -85,9 +116,15 @@ export class WebhookService {
     this.logger.error({ err: e }, 'webhook failure');
   }
 
-  async #forget(id: string): Promise<void> {
-    await this.#dispatchers.get(id)?.stop();
+  /** Stops an endpoint's dispatcher and forgets it (disabled or removed; enabling runs a new one). */
+  async #drop(id: string): Promise<void> {
+    const d = this.#dispatchers.get(id);
     this.#dispatchers.delete(id);
+    await d?.stop();
+  }
+
+  async #forget(id: string): Promise<void> {
+    await this.#drop(id);
     await this.store.delete(id);
   }
 
@@ -96,7 +133,7 @@ export class WebhookService {
     if (r === undefined) return;
     const at = new Date().toISOString();
     await this.store.put({ ...r, state: 'disabled', disabledAt: at, disabledReason: reason, updatedAt: at });
-    await this.#dispatchers.get(id)?.stop();
+    await this.#drop(id);
     this.logger.warn({ webhook: id, subscription: r.subscription, reason }, 'webhook endpoint disabled');
     await this.audit.append({
       actor: `webhook:${id}`,

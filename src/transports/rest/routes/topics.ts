@@ -18,7 +18,7 @@ import {
   type PartitionRange,
 } from '../../../history/index.ts';
 import type { PartitionExtent } from '../../../log/index.ts';
-import { isGlobalAdmin, type AuthContext } from '../../../security/index.ts';
+import type { AuthContext } from '../../../security/index.ts';
 import { patternCovers } from '../../../subscriptions/index.ts';
 import { callerOf } from '../caller.ts';
 import { maySee } from '../decision-ref.ts';
@@ -81,6 +81,10 @@ function bound(v: string, name: string, errors: FieldError[]): Bound | undefined
   return undefined;
 }
 
+/** Whether a subscribe (or admin, which implies it) grant of the caller stands in `rel` to a pattern. */
+const readGrant = (caller: AuthContext, rel: (grant: string) => boolean): boolean =>
+  caller.grants.some((g) => (g.action === 'subscribe' || g.action === 'admin') && rel(g.pattern));
+
 /** The topic of the path, checked, and the caller's right to read it. */
 function topicOf(req: TopicRequest): { caller: AuthContext; topic: string } {
   const caller = callerOf(req);
@@ -88,12 +92,8 @@ function topicOf(req: TopicRequest): { caller: AuthContext; topic: string } {
   const errors = patternErrors(topic, 'topic');
   if (errors.length > 0)
     throw new CdsError('VALIDATION_FAILED', `topic: ${errors[0]?.message}`, { details: { errors } });
-  const readable =
-    isGlobalAdmin(caller.grants) ||
-    caller.grants.some(
-      (g) => (g.action === 'subscribe' || g.action === 'admin') && patternsOverlap(g.pattern, topic),
-    );
-  if (!readable) throw new CdsError('FORBIDDEN', `no subscribe scope on any topic '${topic}' matches`);
+  if (!readGrant(caller, (grant) => patternsOverlap(grant, topic)))
+    throw new CdsError('FORBIDDEN', `no subscribe scope on any topic '${topic}' matches`);
   return { caller, topic };
 }
 
@@ -103,11 +103,7 @@ function topicOf(req: TopicRequest): { caller: AuthContext; topic: string } {
  * the whole pattern sees every match, so the second test is skipped.
  */
 function selection(caller: AuthContext, topic: string): (topics: readonly string[]) => boolean {
-  const covered =
-    isGlobalAdmin(caller.grants) ||
-    caller.grants.some(
-      (g) => (g.action === 'subscribe' || g.action === 'admin') && patternCovers(g.pattern, topic),
-    );
+  const covered = readGrant(caller, (grant) => patternCovers(grant, topic));
   return (topics) => topics.some((t) => topicMatches(topic, t)) && (covered || maySee(caller, topics));
 }
 
