@@ -331,6 +331,12 @@ export class PulsarLog implements EventLog {
       if (first > part.first) {
         part.first = first;
         part.runs.dropBefore(first);
+        if (part.next < first) {
+          // Trimmed records need not become readable here: skip them (first <= next holds).
+          part.pendingHead += first - part.next;
+          part.next = first;
+          this.#advance(part, true);
+        }
       }
       return;
     }
@@ -376,7 +382,7 @@ export class PulsarLog implements EventLog {
   }
 
   /** Makes committed records readable once their message is here or can be fetched. */
-  #advance(p: Partition): void {
+  #advance(p: Partition, moved = false): void {
     const now = Date.now();
     const before = p.next;
     while (p.pendingHead < p.pending.length) {
@@ -393,7 +399,7 @@ export class PulsarLog implements EventLog {
       p.pending = p.pending.slice(p.pendingHead);
       p.pendingHead = 0;
     }
-    if (p.next === before || p.waiters.length === 0) return;
+    if ((p.next === before && !moved) || p.waiters.length === 0) return;
     const due = p.waiters.filter((w) => w.offset < p.next);
     p.waiters = p.waiters.filter((w) => w.offset >= p.next);
     for (const w of due) w.resolve();
