@@ -22,6 +22,7 @@ import {
   checkEmptyTarget,
   foldersOf,
   GrowingCopy,
+  Throttle,
   hashFile,
   makePrivateDir,
   syncDir,
@@ -81,6 +82,8 @@ export interface BackupOptions {
   readonly settleBytes?: number;
   /** At most this many log passes (default 4). */
   readonly maxPasses?: number;
+  /** Pace of the copies of the log and index files, in bytes per second (default: unpaced). */
+  readonly maxBytesPerSecond?: number;
   /** Called between steps (tests: to kill the process at a known point). */
   readonly onStep?: (step: string) => Promise<void> | void;
 }
@@ -106,6 +109,7 @@ export async function writeBackup(
     progress.bytes += f.bytes;
   };
   await makePrivateDir(target);
+  const throttle = new Throttle(opts.maxBytesPerSecond);
 
   // 1. The LMDB environments, each from one read snapshot; the index files their snapshot names.
   progress.phase = 'stores';
@@ -118,7 +122,7 @@ export async function writeBackup(
       extra.map(async (x) => ({ x, copy: await GrowingCopy.open(x.file, join(dir, basename(x.file))) })),
     );
     for (const { x, copy } of copies) {
-      await copy.extendTo(x.bytes);
+      await copy.extendTo(x.bytes, throttle);
       add({ path: `${env.folder}/${basename(x.file)}`, bytes: copy.bytes, sha256: await copy.finish() });
     }
     add({ path: `${env.folder}/data.mdb`, ...(await hashFile(join(dir, 'data.mdb'))) });
@@ -164,7 +168,7 @@ export async function writeBackup(
           }
           segs.set(s.base, { file: s.file, copy: c });
         }
-        const n = await c.extendTo(s.bytes);
+        const n = await c.extendTo(s.bytes, throttle);
         if (n > 0) grown.push(c);
         copied += n;
         progress.bytes += n;

@@ -43,6 +43,22 @@ export async function makePrivateDir(dir: string): Promise<void> {
   await mkdir(dir, { recursive: true, mode: 0o700 });
 }
 
+/** Paces copies to at most a number of bytes per second (undefined: as fast as the disk goes). */
+export class Throttle {
+  readonly #start = performance.now();
+  #bytes = 0;
+
+  constructor(private readonly bytesPerSecond: number | undefined) {}
+
+  /** Counts `n` bytes copied; resolves when the pace allows more. */
+  async take(n: number): Promise<void> {
+    if (this.bytesPerSecond === undefined) return;
+    this.#bytes += n;
+    const wait = this.#start + (this.#bytes / this.bytesPerSecond) * 1000 - performance.now();
+    if (wait > 1) await new Promise((r) => setTimeout(r, wait));
+  }
+}
+
 /**
  * A copy of one source file, extended step by step (the source only grows: segment files, row
  * files), hashed as it is written.
@@ -72,8 +88,8 @@ export class GrowingCopy {
     return this.#bytes;
   }
 
-  /** Copies the source's bytes from where the last step ended to `upTo` (the whole file when undefined); returns bytes copied. */
-  async extendTo(upTo?: number): Promise<number> {
+  /** Copies the source's bytes from where the last step ended to `upTo` (the whole file when undefined), paced by `throttle`; returns bytes copied. */
+  async extendTo(upTo?: number, throttle?: Throttle): Promise<number> {
     const end = upTo ?? (await this.src.stat()).size;
     const start = this.#bytes;
     const buf = Buffer.allocUnsafe(CHUNK);
@@ -89,6 +105,7 @@ export class GrowingCopy {
       await this.dst.write(chunk, 0, bytesRead, this.#bytes);
       this.#hash.update(chunk);
       this.#bytes += bytesRead;
+      await throttle?.take(bytesRead);
     }
     return this.#bytes - start;
   }

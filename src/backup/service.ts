@@ -57,8 +57,15 @@ export class BackupService {
         'backup copies the embedded data directory; with state.engine=postgres back up PostgreSQL with its own tools',
       );
     const b = body as Record<string, unknown> | undefined;
-    const unknown = Object.keys(b ?? {}).filter((k) => k !== 'path');
+    const unknown = Object.keys(b ?? {}).filter((k) => k !== 'path' && k !== 'maxBytesPerSecond');
     const path = b?.['path'];
+    const rate = b?.['maxBytesPerSecond'];
+    if (rate !== undefined && (typeof rate !== 'number' || !Number.isSafeInteger(rate) || rate < 65_536))
+      throw new CdsError('VALIDATION_FAILED', 'maxBytesPerSecond: an integer of at least 65536', {
+        details: {
+          errors: [{ path: '/maxBytesPerSecond', code: 'range', message: 'an integer of at least 65536' }],
+        },
+      });
     if (
       typeof b !== 'object' ||
       b === null ||
@@ -66,20 +73,24 @@ export class BackupService {
       path.length === 0 ||
       unknown.length > 0
     )
-      throw new CdsError('VALIDATION_FAILED', 'the body is {"path": "/absolute/backup/directory"}', {
-        details: {
-          errors: [
-            ...(typeof path === 'string' && path.length > 0
-              ? []
-              : [{ path: '/path', code: 'required', message: 'an absolute directory path' }]),
-            ...unknown.map((k) => ({
-              path: `/${k}`,
-              code: 'unknown_field',
-              message: 'not part of the request',
-            })),
-          ],
+      throw new CdsError(
+        'VALIDATION_FAILED',
+        'the body is {"path": "/absolute/backup/directory", "maxBytesPerSecond"?: N}',
+        {
+          details: {
+            errors: [
+              ...(typeof path === 'string' && path.length > 0
+                ? []
+                : [{ path: '/path', code: 'required', message: 'an absolute directory path' }]),
+              ...unknown.map((k) => ({
+                path: `/${k}`,
+                code: 'unknown_field',
+                message: 'not part of the request',
+              })),
+            ],
+          },
         },
-      });
+      );
     await checkEmptyTarget(path, '/path');
     const rel = relative(resolve(parts.dataDir), resolve(path));
     if (rel === '' || (!rel.startsWith('..') && !isAbsolute(rel)))
@@ -113,7 +124,12 @@ export class BackupService {
       this.#jobs.delete(id);
       throw e;
     }
-    job.done = writeBackup(parts, path, { mode: 'online', progress, ...this.opts }).then(
+    job.done = writeBackup(parts, path, {
+      mode: 'online',
+      progress,
+      ...this.opts,
+      ...(rate === undefined ? {} : { maxBytesPerSecond: rate as number }),
+    }).then(
       async (m) => {
         const { files, ...rest } = m;
         job.view = { ...job.view, state: 'done', manifest: { ...rest, files: files.length } };

@@ -3,6 +3,7 @@
  *
  *   cds backup --to DIR [--url URL] [--key KEY]     the running service writes the backup (admin API)
  *   cds backup --to DIR --offline [--data-dir D]    a stopped service's data directory
+ *   (either with --max-bytes-per-second N: pace the copy, sparing the disk of a loaded service)
  *   cds restore --from DIR --data-dir NEW           a new data directory, with a new log epoch
  *
  * Like verify-audit, the offline forms open the embedded stores themselves: this file is the one
@@ -23,7 +24,8 @@ import { LmdbLedgerStore } from '../ledger/index.ts';
 import { call, clientOptions } from './client.ts';
 import type { CliIo } from './io.ts';
 
-const USAGE_BACKUP = 'cds backup --to DIR [--url URL --key KEY | --offline --data-dir DATA_DIR]';
+const USAGE_BACKUP =
+  'cds backup --to DIR [--url URL --key KEY | --offline --data-dir DATA_DIR] [--max-bytes-per-second N]';
 const USAGE_RESTORE = 'cds restore --from DIR --data-dir NEW_DATA_DIR';
 
 /** `cds backup`: resolves with the exit code. */
@@ -36,18 +38,26 @@ export async function backupCommand(args: readonly string[], io: CliIo): Promise
       key: { type: 'string' },
       'data-dir': { type: 'string' },
       offline: { type: 'boolean' },
+      'max-bytes-per-second': { type: 'string' },
     },
   });
   if (values.to === undefined || values.to === '') throw usage(USAGE_BACKUP);
+  const pace = values['max-bytes-per-second'];
+  if (pace !== undefined && !/^[1-9]\d{4,14}$/.test(pace))
+    throw new CdsError('VALIDATION_FAILED', '--max-bytes-per-second must be an integer of at least 65536');
+  const rate = pace === undefined ? undefined : Number(pace);
   const to = resolve(values.to);
   if (values.offline === true) {
     const dataDir = resolve(values['data-dir'] ?? io.env['CDS_DATA_DIR'] ?? './data');
-    const m = await offlineBackup(dataDir, to);
+    const m = await offlineBackup(dataDir, to, rate);
     io.stdout(JSON.stringify(summary(to, m)));
     return 0;
   }
   const opts = clientOptions(values, io.env);
-  let view = (await call(opts, 'POST', '/v1/admin/backups', { path: to })) as BackupView;
+  let view = (await call(opts, 'POST', '/v1/admin/backups', {
+    path: to,
+    ...(rate === undefined ? {} : { maxBytesPerSecond: rate }),
+  })) as BackupView;
   const tty = process.stderr.isTTY === true;
   while (view.state === 'running') {
     await new Promise((r) => setTimeout(r, 200));
@@ -86,7 +96,11 @@ function summary(path: string, m: Manifest): Record<string, unknown> {
 }
 
 /** A backup of a data directory whose service is stopped (the log's lock says so: DATA_DIR_LOCKED otherwise). */
-export async function offlineBackup(dataDir: string, to: string): Promise<Manifest> {
+export async function offlineBackup(
+  dataDir: string,
+  to: string,
+  maxBytesPerSecond?: number,
+): Promise<Manifest> {
   // Opening the stores would create them: a directory that holds no log is refused instead.
   if (!existsSync(join(dataDir, 'log', 'meta.json')))
     throw new CdsError('NOT_FOUND', `${dataDir} is not a cds data directory (no log/meta.json)`, {
@@ -122,7 +136,7 @@ export async function offlineBackup(dataDir: string, to: string): Promise<Manife
         files: ['admin.key'],
       },
       to,
-      { mode: 'offline' },
+      { mode: 'offline', ...(maxBytesPerSecond === undefined ? {} : { maxBytesPerSecond }) },
     );
   } finally {
     for (const close of closers.reverse()) await close().catch(() => undefined);

@@ -48,6 +48,7 @@ describe('backup and restore refusals', { timeout: 60_000 }, () => {
       [{}, 400, 'VALIDATION_FAILED', '/path'],
       [{ path: 'relative/dir' }, 400, 'VALIDATION_FAILED', '/path'],
       [{ path: join(root, 'x'), compact: true }, 400, 'VALIDATION_FAILED', '/compact'],
+      [{ path: join(root, 'x'), maxBytesPerSecond: 10 }, 400, 'VALIDATION_FAILED', '/maxBytesPerSecond'],
       [{ path: join(t.dataDir, 'inside') }, 400, 'VALIDATION_FAILED', '/path'],
     ];
     for (const [body, status, code, path] of cases) {
