@@ -248,7 +248,7 @@ test(
   {
     todo:
       'seen failing: after the restart a first delivery can name a committed anchor the subscriber never ' +
-      'received (an expedited halt sent just before the kill; ADR 0012, Open)',
+      'received (an expedited halt or cancel of the key; ADR 0012, Open)',
   },
   () => {
     assert.ok(seenByRun !== undefined, 'the run above completed');
