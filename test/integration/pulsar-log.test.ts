@@ -125,6 +125,30 @@ describe('PulsarLog beyond the contract', { timeout: 240_000 }, () => {
     }
   });
 
+  it('pinRetention keeps a durable subscription per partition at the lowest message still needed', async () => {
+    const opts = { url: broker().webServiceUrl, tenant, namespace: 'extra', topic: 'pinned', partitions: 2 };
+    const log = await PulsarLog.open(opts);
+    const client = new WsPulsarClient(broker().webServiceUrl);
+    try {
+      const pos = await log.append(Array.from({ length: 20 }, (_, i) => recordOf(`p${i % 4}`, `pin-${i}`)));
+      const offsets = log.extents().map((e) => e.next - 2);
+      await log.pinRetention('cds-cursors', offsets);
+      for (const p of [0, 1]) {
+        const topic = log.topics.partitions[p]!;
+        assert.ok((await client.admin.subscriptions(topic)).includes('cds-cursors'));
+        const id = log.messageIdAt(p, offsets[p]!);
+        assert.ok(id !== undefined && pos.some((x) => x.partition === p));
+      }
+      await log.pinRetention(
+        'cds-cursors',
+        log.extents().map((e) => e.next),
+      ); // at the tail: unchanged
+    } finally {
+      await client.close();
+      await log.close();
+    }
+  });
+
   it('partitions follow Pulsar key routing (Murmur3_32Hash)', async () => {
     const client = new WsPulsarClient(broker().webServiceUrl);
     const topic = topicName(tenant, 'extra', 'routing');

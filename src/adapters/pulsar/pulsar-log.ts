@@ -284,6 +284,27 @@ export class PulsarLog implements EventLog {
     return this.#parts[partition]?.runs.idAt(offset);
   }
 
+  /**
+   * Pins Pulsar retention for a reader of the log (DESIGN 6: a durable subscription acknowledged up
+   * to the slowest cds cursor): creates the durable `subscription` on every partition topic when
+   * missing and moves it to the lowest message id of the records at or after `offsets[p]`, so that
+   * Pulsar keeps them. A partition with no record there is left where it is (it keeps more, never
+   * less). Call it again as the cursors move.
+   */
+  async pinRetention(subscription: string, offsets: readonly number[]): Promise<void> {
+    for (const part of this.#parts) {
+      const offset = offsets[part.index];
+      if (offset === undefined) continue;
+      const at = part.runs.lowestIdFrom(Math.max(offset, part.first));
+      try {
+        await this.#client.admin.createSubscription(part.topic, subscription, at ?? 'earliest');
+        if (at !== undefined) await this.#client.admin.resetCursor(part.topic, subscription, at);
+      } catch (e) {
+        throw unavailable(`cannot pin retention for ${subscription} on ${part.topic}`, e);
+      }
+    }
+  }
+
   /** The partition topic of a partition, and the commit topic (full names). */
   get topics(): { partitions: string[]; commits: string } {
     return { partitions: this.#parts.map((p) => p.topic), commits: this.#commitTopic };
