@@ -1,18 +1,13 @@
 /**
  * The LedgerStore contract suite (STYLE habit 2): `node:test` cases every adapter passes unchanged.
- * Each case uses subscription names of its own, so the cases share one store.
+ * Each case uses subscription names of its own, so the cases share one c.store.
  */
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
+import { contractSuite, type ContractSubject } from '../state/contract-suite.ts';
 import type { CommitRecord, CommitRecordAt, LedgerStore } from './port.ts';
 
 /** What an adapter's `open` gives the suite. */
-export interface LedgerContractSubject {
-  readonly store: LedgerStore;
-  /** Opens the same store again after the suite closed it. */
-  readonly reopen?: () => Promise<LedgerStore>;
-  readonly cleanup: () => Promise<void>;
-}
+export type LedgerContractSubject = ContractSubject<LedgerStore>;
 
 const T0 = Date.UTC(2026, 0, 1);
 
@@ -31,22 +26,8 @@ export function ledgerStoreContract(
   open: () => Promise<LedgerContractSubject>,
   opts: { skip?: Record<string, string> } = {},
 ): void {
-  const skip = opts.skip ?? {};
-  const test = (title: string, fn: () => Promise<void>): void => {
-    const reason = skip[title];
-    it(title, reason === undefined ? {} : { skip: reason }, fn);
-  };
-  describe(`LedgerStore contract: ${name}`, () => {
-    let subject: LedgerContractSubject;
-    let store: LedgerStore;
-    before(async () => {
-      subject = await open();
-      store = subject.store;
-    });
-    after(async () => {
-      await store?.close();
-      await subject?.cleanup();
-    });
+  contractSuite(`LedgerStore contract: ${name}`, open, opts.skip, (c) => {
+    const { test } = c;
 
     test('a record comes back whole, optional loss ranges included', async () => {
       const full: CommitRecord = {
@@ -61,23 +42,23 @@ export function ledgerStoreContract(
         ],
       };
       const lost: CommitRecord = { t: T0 + 2, lo: 50, hi: 60, r: [], d: [], x: [], l: [50, 60] };
-      await store.append([at('whole', 0, full), at('whole', 0, lost)]);
-      assert.deepEqual(await store.find('whole', 0, 11, 100), [full]);
-      assert.deepEqual(await store.find('whole', 0, 55, 100), [lost]);
-      const [got] = await store.find('whole', 0, 55, 100);
+      await c.store.append([at('whole', 0, full), at('whole', 0, lost)]);
+      assert.deepEqual(await c.store.find('whole', 0, 11, 100), [full]);
+      assert.deepEqual(await c.store.find('whole', 0, 55, 100), [lost]);
+      const [got] = await c.store.find('whole', 0, 55, 100);
       assert.equal(got !== undefined && 'l' in got, true);
-      assert.equal('l' in ((await store.find('whole', 0, 39, 100))[0] as object), false);
+      assert.equal('l' in ((await c.store.find('whole', 0, 39, 100))[0] as object), false);
     });
 
     test('find returns the records whose span contains the offset, the largest lo first', async () => {
-      await store.append([
+      await c.store.append([
         at('spans', 0, span(0, 10)),
         at('spans', 0, span(5, 8, 1)),
         at('spans', 0, span(7, 20, 2)),
         at('spans', 0, span(8, 9, 3)), // starts after the offset
         at('spans', 0, span(2, 7, 4)), // ends at the offset (half-open)
       ]);
-      const found = await store.find('spans', 0, 7, 100);
+      const found = await c.store.find('spans', 0, 7, 100);
       assert.deepEqual(
         found.map((r) => [r.lo, r.hi]),
         [
@@ -86,60 +67,60 @@ export function ledgerStoreContract(
           [0, 10],
         ],
       );
-      assert.deepEqual(await store.find('spans', 0, 20, 100), []);
-      assert.deepEqual(await store.find('spans', 0, -1, 100), []);
+      assert.deepEqual(await c.store.find('spans', 0, 20, 100), []);
+      assert.deepEqual(await c.store.find('spans', 0, -1, 100), []);
     });
 
     test('records of equal lo come newest first', async () => {
-      await store.append([at('ties', 0, span(3, 9, 5)), at('ties', 0, span(3, 4, 1))]);
-      await store.append([at('ties', 0, span(3, 6, 9))]);
+      await c.store.append([at('ties', 0, span(3, 9, 5)), at('ties', 0, span(3, 4, 1))]);
+      await c.store.append([at('ties', 0, span(3, 6, 9))]);
       assert.deepEqual(
-        (await store.find('ties', 0, 3, 100)).map((r) => r.t - T0),
+        (await c.store.find('ties', 0, 3, 100)).map((r) => r.t - T0),
         [9, 5, 1],
       );
     });
 
     test('subscriptions and partitions are apart, also names that prefix each other', async () => {
-      await store.append([
+      await c.store.append([
         at('ab', 0, span(0, 100, 1)),
         at('a', 0, span(0, 100, 2)),
         at('a', 1, span(0, 100, 3)),
         at('a.b', 0, span(0, 100, 4)),
       ]);
       assert.deepEqual(
-        (await store.find('a', 0, 50, 100)).map((r) => r.t - T0),
+        (await c.store.find('a', 0, 50, 100)).map((r) => r.t - T0),
         [2],
       );
       assert.deepEqual(
-        (await store.find('a', 1, 50, 100)).map((r) => r.t - T0),
+        (await c.store.find('a', 1, 50, 100)).map((r) => r.t - T0),
         [3],
       );
-      assert.deepEqual(await store.find('a', 2, 50, 100), []);
-      assert.deepEqual(await store.find('nobody', 0, 50, 100), []);
+      assert.deepEqual(await c.store.find('a', 2, 50, 100), []);
+      assert.deepEqual(await c.store.find('nobody', 0, 50, 100), []);
     });
 
     test('find examines at most maxScan records, starting from the largest lo', async () => {
       const many: CommitRecordAt[] = [];
       for (let lo = 0; lo < 10; lo++) many.push(at('scan', 0, span(lo, lo === 9 ? 10 : 100, lo)));
-      await store.append(many);
+      await c.store.append(many);
       // The three records examined are lo 9 (ends before 50), 8 and 7.
       assert.deepEqual(
-        (await store.find('scan', 0, 50, 3)).map((r) => r.lo),
+        (await c.store.find('scan', 0, 50, 3)).map((r) => r.lo),
         [8, 7],
       );
-      assert.equal((await store.find('scan', 0, 50, 100)).length, 9);
+      assert.equal((await c.store.find('scan', 0, 50, 100)).length, 9);
     });
 
     test('one append stores a whole commit of many records; an empty append stores nothing', async () => {
-      await store.append([]);
+      await c.store.append([]);
       const batch: CommitRecordAt[] = [];
       for (let i = 0; i < 2_000; i++)
         batch.push(
           at(`bulk-${i % 200}`, i % 8, { t: T0 + 7, lo: i, hi: i + 1, r: [i, i + 1], d: [], x: [] }),
         );
-      await store.append(batch);
+      await c.store.append(batch);
       for (const i of [0, 999, 1_999]) {
-        const found = await store.find(`bulk-${i % 200}`, i % 8, i, 10);
+        const found = await c.store.find(`bulk-${i % 200}`, i % 8, i, 10);
         assert.deepEqual(found, [batch[i]?.record]);
       }
     });
@@ -147,29 +128,26 @@ export function ledgerStoreContract(
     test('prune removes the records committed before a time and says how many', async () => {
       // Far in the past, so that no other case's records are older.
       const old = T0 - 86_400_000;
-      await store.append([
+      await c.store.append([
         at('prune', 0, { ...span(0, 5), t: old - 2 }),
         at('prune', 0, { ...span(5, 10), t: old - 1 }),
         at('prune', 0, { ...span(10, 15), t: old }),
         at('prune', 1, span(0, 5)),
       ]);
-      assert.equal(await store.prune(old - 1), 1);
-      assert.deepEqual(await store.find('prune', 0, 2, 100), []);
-      assert.equal((await store.find('prune', 0, 7, 100)).length, 1);
-      assert.equal(await store.prune(old + 1), 2);
-      assert.deepEqual(await store.find('prune', 0, 12, 100), []);
-      assert.equal(await store.prune(old + 1), 0);
-      assert.deepEqual(await store.find('prune', 1, 2, 100), [span(0, 5)], 'newer records stay');
+      assert.equal(await c.store.prune(old - 1), 1);
+      assert.deepEqual(await c.store.find('prune', 0, 2, 100), []);
+      assert.equal((await c.store.find('prune', 0, 7, 100)).length, 1);
+      assert.equal(await c.store.prune(old + 1), 2);
+      assert.deepEqual(await c.store.find('prune', 0, 12, 100), []);
+      assert.equal(await c.store.prune(old + 1), 0);
+      assert.deepEqual(await c.store.find('prune', 1, 2, 100), [span(0, 5)], 'newer records stay');
     });
 
     test('records are durable: a reopened store finds them', async () => {
-      if (subject.reopen === undefined) return;
       const r = span(100, 200, 11);
-      await store.append([at('durable', 3, r)]);
-      await store.close();
-      await store.close(); // idempotent
-      store = await subject.reopen();
-      assert.deepEqual(await store.find('durable', 3, 150, 10), [r]);
+      await c.store.append([at('durable', 3, r)]);
+      if (!(await c.reopen())) return;
+      assert.deepEqual(await c.store.find('durable', 3, 150, 10), [r]);
     });
   });
 }
