@@ -42,8 +42,9 @@ import { SubscriptionService } from './subscriptions/index.ts';
 import { buildRestServer } from './transports/rest/server.ts';
 import { buildGrpcServer, type GrpcServer } from './transports/grpc/index.ts';
 import { WebhookService } from './transports/webhook/service.ts';
-import { ClusterCoordinator } from './cluster/index.ts';
+import { ClusterCoordinator, newMemberId } from './cluster/index.ts';
 import { PostgresLeaseStore } from './adapters/postgres/lease-store.ts';
+import { PostgresReservationStore } from './adapters/postgres/reservation-store.ts';
 import { LmdbRetentionStore } from './adapters/embedded/retention/index.ts';
 import { RetentionMetrics, RetentionService } from './retention/index.ts';
 import { BackupService, type BackupParts } from './backup/index.ts';
@@ -161,9 +162,23 @@ export async function buildApp(
       topicTemplate: config.ingest.topicTemplate,
       keyField: config.ingest.keyField,
     });
+    // Cluster mode (ADR 0015): this instance's member id, and the reservations of the revisions it
+    // appends (idempotent publish across instances); a dead instance's are settled after a grace.
+    const memberId = newMemberId();
+    const reservations =
+      config.state.engine === 'postgres'
+        ? await PostgresReservationStore.open(config.postgres.url as string, {
+            applicationName: 'cds-reservations',
+          })
+        : undefined;
+    opened.push(async () => reservations?.close());
+    const reservationGraceMs = Math.max(60_000, 6 * config.cluster.leaseMs);
     const publisher = new Publisher(log, state.decisions, () => rules.router(), {
       maxBatch: config.ingest.maxBatch,
       onError,
+      ...(reservations === undefined
+        ? {}
+        : { cluster: { store: reservations, owner: memberId, graceMs: reservationGraceMs } }),
     });
     const auth = new Authenticator(state.principals, jwt.enabled ? jwt : undefined);
     const principals = new PrincipalService(state.principals, state.meta, audit, auth);
@@ -203,6 +218,7 @@ export async function buildApp(
       leaseStore === undefined
         ? undefined
         : new ClusterCoordinator(leaseStore, {
+            id: memberId,
             leaseMs: config.cluster.leaseMs,
             renewMs: config.cluster.renewMs,
             address: {
@@ -320,9 +336,21 @@ export async function buildApp(
 
     const t0 = performance.now();
     const reindexed = await publisher.indexer.catchUp(log);
+    // DESIGN 6: reservations of instances that died are reconciled at start, and then now and again.
+    const reconciled = await publisher.reconcile();
+    const reconciling = setInterval(
+      () => void publisher.reconcile().catch(onError),
+      reservationGraceMs,
+    ).unref();
     const boot = await principals.bootstrap(dataDir, config.security.adminKey);
     logger.info(
-      { reindexed, ms: Math.round(performance.now() - t0), epoch: log.epoch, extents: log.extents() },
+      {
+        reindexed,
+        reconciled,
+        ms: Math.round(performance.now() - t0),
+        epoch: log.epoch,
+        extents: log.extents(),
+      },
       'recovered',
     );
     const http = await buildRestServer(ctx);
@@ -352,6 +380,7 @@ export async function buildApp(
           lifecycle.draining = true;
           lifecycle.ready = false;
           coordinator?.stopTaking();
+          clearInterval(reconciling);
           grpc.drain();
           const deadline = new Promise<'timeout'>((r) =>
             setTimeout(() => r('timeout'), config.shutdown.drainTimeoutMs).unref(),
@@ -376,6 +405,7 @@ export async function buildApp(
           await http.close();
           await subscriptionStore.close();
           await leaseStore?.close();
+          await reservations?.close();
           await ledgerStore.close();
           await webhookStore.close();
           await ruleStore.close();

@@ -20,6 +20,11 @@ import { CdsError } from '../errors/index.ts';
 import type { LeaseStore, LeaseView, MemberAddress } from '../state/leases-port.ts';
 import type { Placement, SubscriptionService } from '../subscriptions/index.ts';
 
+/** A member id for this process: host, pid and a random suffix (unique across restarts). */
+export function newMemberId(): string {
+  return `${hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`;
+}
+
 /** Options of a {@link ClusterCoordinator}. */
 export interface CoordinatorOptions {
   /** This instance's member id (default: host, pid and a random suffix). */
@@ -75,7 +80,7 @@ export class ClusterCoordinator implements Placement {
     this.#now = opts.now ?? (() => performance.now());
     this.#marginMs = Math.round(opts.leaseMs / 5);
     this.#address = opts.address ?? {};
-    this.id = opts.id ?? `${hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`;
+    this.id = opts.id ?? newMemberId();
   }
 
   /** Joins the cluster: registers, takes free leases now, then renews and sweeps every `renewMs`. */

@@ -1,2 +1,2 @@
 /** Cluster mode (DESIGN 6; ADR 0015): subscriptions placed on instances under fenced leases. */
-export { ClusterCoordinator, type CoordinatorOptions } from './coordinator.ts';
+export { ClusterCoordinator, newMemberId, type CoordinatorOptions } from './coordinator.ts';

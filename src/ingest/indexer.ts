@@ -2,8 +2,10 @@
  * Keeps the decision index a projection of the log: appended decisions are indexed in log order,
  * in batches, off the publish path (the publish is acknowledged once the log has it); at start the
  * index catches up from its checkpoint, so nothing acknowledged before a crash is ever missing from it.
+ * With a log other instances append to as well (cluster mode, ADR 0015), the records between this
+ * instance's batches are theirs: they are read from the log and indexed too, so that the order holds.
  */
-import type { EventLog } from '../log/index.ts';
+import type { EventLog, LogRecord } from '../log/index.ts';
 import type { DecisionIndex, DecisionIndexEntry } from '../state/index.ts';
 import { recordDecision, recordTopics, toIndexEntry, HEADERS } from './record.ts';
 
@@ -20,6 +22,8 @@ export class Indexer {
     private readonly index: DecisionIndex,
     private readonly onIndexed: (entries: readonly DecisionIndexEntry[]) => void,
     private readonly onError: (e: unknown) => void,
+    /** The log, when other instances append to it too (cluster mode): gaps are read from it. */
+    private readonly shared?: EventLog,
   ) {}
 
   /** Entries submitted and not yet durable in the index. */
@@ -38,17 +42,7 @@ export class Indexer {
       while (from < ext.next) {
         const records = await log.read(ext.partition, from, chunk);
         if (records.length === 0) break;
-        const entries = records.map((r) => {
-          const d = recordDecision(r);
-          return toIndexEntry(
-            d,
-            recordTopics(r),
-            Number(r.headers[HEADERS.priority] ?? d.priority),
-            r.partition,
-            r.offset,
-            r.timestamp,
-          );
-        });
+        const entries = records.map(entryOf);
         from = (records[records.length - 1]?.offset ?? from) + 1;
         await this.index.add(entries, { [ext.partition]: from });
         n += entries.length;
@@ -84,9 +78,42 @@ export class Indexer {
     return { entries, through };
   }
 
+  /**
+   * Cluster mode: the records of other instances before this instance's oldest waiting batch of a
+   * partition (at most `chunk`), read from the shared log, as a batch to index in their place.
+   */
+  private async gap(
+    chunk = 5_000,
+  ): Promise<{ entries: DecisionIndexEntry[]; through: Record<number, number> }> {
+    const log = this.shared;
+    if (log !== undefined)
+      for (const [partition, byFirst] of this.waiting) {
+        if (byFirst.size === 0) continue;
+        const next = this.nextOffset.get(partition) ?? 0;
+        const first = Math.min(...byFirst.keys());
+        if (first <= next) continue;
+        const records = (await log.read(partition, next, Math.min(chunk, first - next))).filter(
+          (r) => r.offset < first,
+        );
+        if (records.length === 0) continue;
+        const last = (records[records.length - 1] as { offset: number }).offset;
+        return { entries: records.map(entryOf), through: { [partition]: last + 1 } };
+      }
+    return { entries: [], through: {} };
+  }
+
   private async run(): Promise<void> {
     for (;;) {
-      const { entries, through } = this.takeReady();
+      let { entries, through } = this.takeReady();
+      let foreign = false;
+      if (entries.length === 0 && this.queued > 0 && this.shared !== undefined) {
+        ({ entries, through } = await this.gap());
+        foreign = true;
+        if (entries.length === 0) {
+          await new Promise((r) => setTimeout(r, 10)); // the gap is not readable here yet
+          continue;
+        }
+      }
       if (entries.length === 0) break;
       try {
         await this.index.add(entries, through);
@@ -99,7 +126,7 @@ export class Indexer {
         continue;
       }
       for (const [p, n] of Object.entries(through)) this.nextOffset.set(Number(p), n);
-      this.queued -= entries.length;
+      if (!foreign) this.queued -= entries.length;
       this.failure = undefined;
       this.onIndexed(entries);
     }
@@ -127,4 +154,17 @@ export class Indexer {
     if (this.running === undefined) return Promise.resolve();
     return new Promise((r) => this.idleWaiters.push(r));
   }
+}
+
+/** The index entry of a stored record. */
+function entryOf(r: LogRecord): DecisionIndexEntry {
+  const d = recordDecision(r);
+  return toIndexEntry(
+    d,
+    recordTopics(r),
+    Number(r.headers[HEADERS.priority] ?? d.priority),
+    r.partition,
+    r.offset,
+    r.timestamp,
+  );
 }

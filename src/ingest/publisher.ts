@@ -2,7 +2,10 @@
  * The publish path (DESIGN 3 and 5): validate every item, route it, check scopes, decide duplicates
  * and revision conflicts, append the batch atomically and durably, then acknowledge. Index writes
  * follow the acknowledgement (see indexer.ts); until they are durable the decisions stay in an
- * in-memory "pending" view, so that idempotency and reads see them at once.
+ * in-memory "pending" view, so that idempotency and reads see them at once. In cluster mode (ADR
+ * 0015) the new revisions of a batch are also reserved in the shared store before the append, so
+ * that two instances never both append one decisionId+revision; reservations of an instance that
+ * died are reconciled against the log.
  */
 import { canonicalJson } from '../domain/canonical.ts';
 import { IDENTITY_FIELDS, type Decision } from '../domain/decision.ts';
@@ -11,6 +14,7 @@ import { decisionErrors } from '../domain/validate.ts';
 import { CdsError, validationError, type FieldError } from '../errors/index.ts';
 import type { Appended, EventLog, LogRecord } from '../log/index.ts';
 import type { DecisionIndex, DecisionIndexEntry, RevisionRef } from '../state/index.ts';
+import type { Reservation, ReservationStore } from '../state/reservations-port.ts';
 import { Indexer } from './indexer.ts';
 import {
   recordDecision,
@@ -75,6 +79,20 @@ type Known =
       quarantined: boolean;
     };
 
+/** Cluster mode: where this instance reserves the revisions it appends (ADR 0015). */
+export interface PublishCluster {
+  readonly store: ReservationStore;
+  /** This instance's member id. */
+  readonly owner: string;
+  /** How old a dead instance's reservation must be before it is reconciled, in ms. */
+  readonly graceMs: number;
+}
+
+/** How long a publish waits for a revision another instance is appending (then 503, retriable). */
+const FOREIGN_WAIT_MS = 2_000;
+/** How far past a dead instance's reservation reconciliation reads the log (record timestamps). */
+const RECONCILE_WINDOW_MS = 5 * 60_000;
+
 /** Counters the status page and metrics read. */
 export interface PublishCounters {
   published: number;
@@ -97,9 +115,19 @@ export class Publisher {
     private readonly log: EventLog,
     private readonly index: DecisionIndex,
     private readonly router: Router,
-    private readonly opts: { maxBatch: number; maxBacklog?: number; onError: (e: unknown) => void },
+    private readonly opts: {
+      maxBatch: number;
+      maxBacklog?: number;
+      onError: (e: unknown) => void;
+      cluster?: PublishCluster;
+    },
   ) {
-    this.indexer = new Indexer(index, (entries) => this.indexed(entries), opts.onError);
+    this.indexer = new Indexer(
+      index,
+      (entries) => this.indexed(entries),
+      opts.onError,
+      opts.cluster === undefined ? undefined : log, // shared: other instances append to it too
+    );
   }
 
   /** Stops accepting publishes; resolves when in-flight ones have finished and the index is written. */
@@ -204,16 +232,20 @@ export class Publisher {
   private async publishValid(
     items: { d: Decision; route: RouteOutcome }[],
     batch: boolean,
+    attempt = 0,
   ): Promise<PublishResult[]> {
     const maxBacklog = this.opts.maxBacklog ?? 500_000;
     while (this.indexer.backlog > maxBacklog) await this.indexer.idle();
     const ids = [...new Set(items.map((x) => x.d.decisionId))];
-    // Look up what the index knows, then decide synchronously; redo if an index write completed in
-    // between (its entries left `pending` and might be missing from the look-up).
+    // Look up what the index knows (and, in cluster mode, what other instances reserved), then decide
+    // synchronously; redo if an index write completed in between (its entries left `pending` and
+    // might be missing from the look-up).
     let known: Map<string, Known[]>;
+    const waitUntil = Date.now() + FOREIGN_WAIT_MS;
     for (;;) {
       const before = this.completions;
-      known = await this.lookup(ids, items);
+      const reserved = await this.foreignRefs(ids, waitUntil);
+      known = await this.lookup(ids, items, reserved);
       if (before === this.completions) break;
     }
     const receivedAt = Date.now();
@@ -310,11 +342,52 @@ export class Publisher {
       else this.pending.set(id, [...l]);
     }
     if (fresh.length > 0) {
+      const cluster = this.opts.cluster;
+      let reservations: Reservation[] = [];
+      if (cluster !== undefined) {
+        const ext = this.log.extents();
+        reservations = fresh.map((f) => {
+          const partition = this.log.partitionOf(f.route.key);
+          const fromOffset = ext[partition]?.next ?? 0;
+          return {
+            decisionId: f.d.decisionId,
+            revision: f.d.revision,
+            owner: cluster.owner,
+            partition,
+            fromOffset,
+            receivedAt,
+          };
+        });
+        const revs = new Map<string, number[]>();
+        for (const [id, list] of known) revs.set(id, list.map(revOf));
+        const outcome = await cluster.store
+          .reserve(cluster.owner, reservations, revs)
+          .catch((e: unknown) => e);
+        if (outcome !== 'ok') {
+          // Another instance stored or reserved a revision of these ids since the look-up: nothing was
+          // reserved; decide again (a concurrent local duplicate waiting on this batch retries too).
+          for (const f of fresh) this.forgetPending(f.d.decisionId, f.p);
+          const e =
+            outcome === 'changed'
+              ? new CdsError(
+                  'STORAGE_UNAVAILABLE',
+                  'a revision of this decision was published meanwhile; retry',
+                  {
+                    retryAfterSeconds: 1,
+                  },
+                )
+              : outcome;
+          settle.reject(e);
+          if (outcome === 'changed' && attempt < 3) return this.publishValid(items, batch, attempt + 1);
+          throw e;
+        }
+      }
       let appended: Appended[];
       try {
         appended = await this.log.append(fresh.map((f) => toRecord(f.d, f.route, receivedAt)));
       } catch (e) {
         for (const f of fresh) this.forgetPending(f.d.decisionId, f.p);
+        if (cluster !== undefined) void cluster.store.release(reservations).catch(this.opts.onError);
         settle.reject(e);
         throw e instanceof CdsError
           ? e
@@ -324,6 +397,17 @@ export class Publisher {
             });
       }
       settle.resolve(appended);
+      // Cluster mode: other instances now answer a duplicate of these from the log at once.
+      if (cluster !== undefined)
+        void cluster.store
+          .confirm(
+            fresh.map((f, i) => ({
+              decisionId: f.d.decisionId,
+              revision: f.d.revision,
+              offset: (appended[i] as Appended).offset,
+            })),
+          )
+          .catch(this.opts.onError);
       const byPartition = new Map<number, { first: number; entries: DecisionIndexEntry[] }>();
       fresh.forEach((f, i) => {
         const at = appended[i] as Appended;
@@ -353,9 +437,96 @@ export class Publisher {
     return Promise.all(results);
   }
 
+  /**
+   * Cluster mode: the revisions of these ids other instances reserved and appended but not yet
+   * indexed, as refs. A revision another instance is still appending is waited for (until
+   * `waitUntil`, then STORAGE_UNAVAILABLE, retriable); one of an instance that died is reconciled
+   * against the log first.
+   */
+  private async foreignRefs(ids: string[], waitUntil: number): Promise<Map<string, RevisionRef[]>> {
+    const out = new Map<string, RevisionRef[]>();
+    const cluster = this.opts.cluster;
+    if (cluster === undefined) return out;
+    for (;;) {
+      const found = await cluster.store.find(ids, cluster.owner, cluster.graceMs);
+      const open = [...found.values()].flat().filter((r) => r.offset === undefined);
+      if (open.length === 0) {
+        for (const [id, list] of found)
+          out.set(
+            id,
+            list.map((r) => ({ revision: r.revision, partition: r.partition, offset: r.offset as number })),
+          );
+        return out;
+      }
+      const stale = open.filter((r) => r.stale);
+      if (stale.length > 0) await this.reconcile(stale);
+      else if (Date.now() > waitUntil)
+        throw new CdsError(
+          'STORAGE_UNAVAILABLE',
+          `revision ${open[0]?.revision} of '${open[0]?.decisionId}' is being published through another instance; retry`,
+          { retryAfterSeconds: 1 },
+        );
+      else await new Promise((r) => setTimeout(r, 25));
+    }
+  }
+
+  /**
+   * Cluster mode: settles reservations whose instance died before it indexed them (all such, or the
+   * given ones). Each is looked for in the log from where its append would have landed: found, it is
+   * indexed here and released; not found, the append never happened and it is released. Resolves how
+   * many were settled. Runs at start (DESIGN 6) and when a publish meets one.
+   */
+  async reconcile(list?: readonly Reservation[]): Promise<number> {
+    const cluster = this.opts.cluster;
+    if (cluster === undefined) return 0;
+    const stale = list ?? (await cluster.store.stale(cluster.graceMs));
+    for (const r of stale) {
+      const rec = await this.findRecord(r);
+      if (rec !== undefined) {
+        const d = recordDecision(rec);
+        const entry = toIndexEntry(
+          d,
+          recordTopics(rec),
+          Number(rec.headers['priority'] ?? d.priority),
+          rec.partition,
+          rec.offset,
+          rec.timestamp,
+        );
+        await this.index.add([entry], {});
+      }
+      await cluster.store.release([r]);
+    }
+    return stale.length;
+  }
+
+  /** The record of a reservation in the log, read from where its append would have landed. */
+  private async findRecord(r: Reservation): Promise<LogRecord | undefined> {
+    let from = r.fromOffset;
+    for (;;) {
+      const recs = await this.log.read(r.partition, from, 1024);
+      if (recs.length === 0) return undefined;
+      for (const rec of recs) {
+        if (rec.headers['decisionId'] === r.decisionId && rec.headers['revision'] === String(r.revision))
+          return rec;
+        if (rec.timestamp > r.receivedAt + RECONCILE_WINDOW_MS) return undefined;
+      }
+      from = (recs[recs.length - 1] as LogRecord).offset + 1;
+    }
+  }
+
   /** Stored revisions of the ids, with the bodies needed to compare duplicates and identities. */
-  private async lookup(ids: string[], items: { d: Decision }[]): Promise<Map<string, Known[]>> {
+  private async lookup(
+    ids: string[],
+    items: { d: Decision }[],
+    reserved: ReadonlyMap<string, RevisionRef[]> = new Map(),
+  ): Promise<Map<string, Known[]>> {
     const refs = await this.index.revisions(ids);
+    for (const [id, extra] of reserved) {
+      const list = refs.get(id) ?? [];
+      for (const x of extra) if (!list.some((r) => r.revision === x.revision)) list.push(x);
+      list.sort((a, b) => a.revision - b.revision);
+      refs.set(id, list);
+    }
     const out = new Map<string, Known[]>();
     if (refs.size === 0) return out;
     const wanted = new Map<string, Set<number>>();
@@ -399,6 +570,10 @@ export class Publisher {
   }
 
   private indexed(entries: readonly DecisionIndexEntry[]): void {
+    // Cluster mode: an indexed revision needs its reservation no more (the index now answers for it).
+    void this.opts.cluster?.store
+      .release(entries.map((e) => ({ decisionId: e.decisionId, revision: e.revision })))
+      .catch(this.opts.onError);
     for (const e of entries) {
       const list = this.pending.get(e.decisionId);
       if (list === undefined) continue;

@@ -20,13 +20,10 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, describe, it } from 'node:test';
 import pg from 'pg';
-import pino from 'pino';
 import { SegmentLog } from '../../src/adapters/embedded/log/index.ts';
-import { buildApp, type App } from '../../src/app.ts';
 import { GrpcSubscriber } from '../../src/client/grpc.ts';
 import { Subscriber, type Delivery } from '../../src/client/index.ts';
-import { loadConfig } from '../../src/config/index.ts';
-import type { EventLog } from '../../src/log/index.ts';
+import { CLUSTER_ADMIN_KEY, request, shared, startInstance, type Instance } from '../helpers/cluster.ts';
 import { makeDecision } from '../helpers/decisions.ts';
 
 /** A decision of a key that does not expire. */
@@ -34,7 +31,6 @@ const decision = (decisionId: string, portfolioId: string) =>
   makeDecision(0, { decisionId, portfolioId, expiresAt: undefined });
 import { startPostgres, type TestPostgres } from '../helpers/postgres.ts';
 
-const ADMIN_KEY = 'cds_cluster-admin-key-0123456789abcdefghijkl';
 const LEASE_MS = 1500;
 const RENEW_MS = 300;
 
@@ -103,56 +99,6 @@ class PgProxy {
   }
 }
 
-/** One instance: its app and where clients reach it. */
-interface Instance {
-  readonly app: App;
-  readonly url: string;
-  readonly grpc: string;
-  readonly dataDir: string;
-}
-
-async function startInstance(pgUrl: string, log: EventLog): Promise<Instance> {
-  const dataDir = mkdtempSync(join(tmpdir(), 'cds-cluster-'));
-  const config = loadConfig({
-    overrides: {
-      dataDir,
-      http: { port: 0 },
-      grpc: { port: 0 },
-      security: { adminKey: ADMIN_KEY },
-      state: { engine: 'postgres' },
-      postgres: { url: pgUrl },
-      cluster: { leaseMs: LEASE_MS, renewMs: RENEW_MS },
-    },
-  });
-  const app = await buildApp(config, { logger: pino({ level: 'silent' }), log });
-  const { http, grpc } = await app.listen();
-  return { app, url: http, grpc, dataDir };
-}
-
-/** The shared log, closed once by the test rather than by each app. */
-function shared(log: SegmentLog): EventLog {
-  return new Proxy(log, {
-    get(target, p) {
-      if (p === 'close') return async () => {};
-      const v: unknown = Reflect.get(target, p);
-      return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
-    },
-  }) as EventLog;
-}
-
-async function request(i: Instance, method: string, url: string, body?: unknown) {
-  const res = await i.app.http.inject({
-    method: method as 'GET',
-    url,
-    headers: {
-      authorization: `Bearer ${ADMIN_KEY}`,
-      ...(body === undefined ? {} : { 'content-type': 'application/json' }),
-    },
-    ...(body === undefined ? {} : { payload: JSON.stringify(body) }),
-  });
-  return { status: res.statusCode, body: JSON.parse(res.body || 'null') };
-}
-
 async function within(ms: number, what: string, cond: () => Promise<boolean> | boolean): Promise<void> {
   const t0 = Date.now();
   while (!(await cond())) {
@@ -176,7 +122,7 @@ function consumer(subscription: string, urls: string[], receipts: Receipt[], eve
   const s = new Subscriber({
     url: urls[0] as string,
     urls: urls.slice(1),
-    apiKey: ADMIN_KEY,
+    apiKey: CLUSTER_ADMIN_KEY,
     subscription,
     credits: 200,
     reconnect: { minMs: 20, maxMs: 200 },
@@ -235,8 +181,8 @@ if ('skipped' in started) {
       viaProxy.port = String(proxy.port);
       logDir = mkdtempSync(join(tmpdir(), 'cds-shared-log-'));
       log = await SegmentLog.open(logDir);
-      a = await startInstance(viaProxy.toString(), shared(log));
-      b = await startInstance(db.url, shared(log));
+      a = await startInstance(viaProxy.toString(), shared(log), { leaseMs: LEASE_MS, renewMs: RENEW_MS });
+      b = await startInstance(db.url, shared(log), { leaseMs: LEASE_MS, renewMs: RENEW_MS });
     });
     after(async () => {
       proxy?.heal();
@@ -266,8 +212,8 @@ if ('skipped' in started) {
       assert.equal(pull.body.error.code, 'NOT_OWNER');
       assert.equal(pull.body.error.details.owner.url, b.url);
 
-      const ws = new Subscriber({ url: a.url, apiKey: ADMIN_KEY, subscription: onB, credits: 100 });
-      const grpc = new GrpcSubscriber({ address: a.grpc, token: ADMIN_KEY, subscription: onB });
+      const ws = new Subscriber({ url: a.url, apiKey: CLUSTER_ADMIN_KEY, subscription: onB, credits: 100 });
+      const grpc = new GrpcSubscriber({ address: a.grpc, token: CLUSTER_ADMIN_KEY, subscription: onB });
       try {
         const wsEvents: string[] = [];
         let connectedTo = '';
@@ -292,15 +238,19 @@ if ('skipped' in started) {
         assert.equal((await request(a, 'POST', '/v1/decisions', batch)).status, 200);
         // The two consumers form a consumer group on B: together they get all ten.
         const got = new Set<string>();
+        void (async () => {
+          for (;;) {
+            const { value, done } = await g.next();
+            if (done === true || value.type === 'closed') return;
+            if (value.type !== 'deliveries') continue;
+            for (const d of value.deliveries) got.add(d.position);
+            grpc.ack(value.deliveries.map((d) => d.position));
+          }
+        })();
         const deadline = Date.now() + 5000;
         while (got.size < 10 && Date.now() < deadline) {
           const e = await ws.next(50);
           if (e?.type === 'deliveries') for (const d of e.deliveries) got.add(d.position);
-          const g2 = await Promise.race([g.next(), sleep(50).then(() => undefined)]);
-          if (g2 !== undefined && g2.value.type === 'deliveries') {
-            for (const d of g2.value.deliveries) got.add(d.position);
-            grpc.ack(g2.value.deliveries.map((d) => d.position));
-          }
         }
         assert.equal(got.size, 10);
       } finally {

@@ -15,3 +15,4 @@ export {
   type StateChange,
 } from './change-feed.ts';
 export { PostgresLeaseStore } from './lease-store.ts';
+export { PostgresReservationStore } from './reservation-store.ts';
