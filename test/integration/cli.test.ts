@@ -4,41 +4,18 @@
  * a tampered trail.
  */
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
-import { promisify } from 'node:util';
 import { open } from 'lmdb';
 import type { Decision } from '../../src/domain/decision.ts';
+import { runCdsProcess } from '../helpers/cli.ts';
 import { createDecisionGenerator, testSeed, writeDecisionsJsonl } from '../helpers/decisions.ts';
-import {
-  cleanupTempDirs,
-  makeTempDir,
-  REPO_ROOT,
-  startServer,
-  type ServerHandle,
-} from '../helpers/server.ts';
+import { cleanupTempDirs, makeTempDir, startServer, type ServerHandle } from '../helpers/server.ts';
 
-const run = promisify(execFile);
 const N = 100_000;
 
-/** Runs `cds ...` and returns its exit code and output. */
-async function cds(
-  args: string[],
-  env: Record<string, string>,
-): Promise<{ code: number; stdout: string; stderr: string }> {
-  try {
-    const r = await run(process.execPath, ['--import', 'tsx', join(REPO_ROOT, 'src/main.ts'), ...args], {
-      cwd: REPO_ROOT,
-      env: { PATH: process.env['PATH'] ?? '', ...env },
-      maxBuffer: 64 * 1024 * 1024,
-    });
-    return { code: 0, stdout: r.stdout, stderr: r.stderr };
-  } catch (e) {
-    const x = e as { code: number; stdout: string; stderr: string };
-    return { code: x.code, stdout: x.stdout, stderr: x.stderr };
-  }
-}
+/** Runs `cds ...` as a process and returns its exit code and output. */
+const cds = runCdsProcess;
 
 describe('cds command', { timeout: 300_000 }, () => {
   let server: ServerHandle | undefined;

@@ -4,42 +4,23 @@
  * reported with the service's error and exit code 1 (usage errors 2).
  */
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { promisify } from 'node:util';
+import { runCdsProcess } from '../helpers/cli.ts';
 import { createDecisionGenerator } from '../helpers/decisions.ts';
 import {
   cleanupTempDirs,
   makeTempDir,
   publish,
-  REPO_ROOT,
   startServer,
   type PublishAck,
   type ServerHandle,
 } from '../helpers/server.ts';
 
-const run = promisify(execFile);
 const N = 2000;
 
-async function cds(
-  args: string[],
-  env: Record<string, string>,
-): Promise<{ code: number; stdout: string; stderr: string; ms: number }> {
-  const t0 = performance.now();
-  try {
-    const r = await run(process.execPath, ['--import', 'tsx', join(REPO_ROOT, 'src/main.ts'), ...args], {
-      cwd: REPO_ROOT,
-      env: { PATH: process.env['PATH'] ?? '', ...env },
-      maxBuffer: 64 * 1024 * 1024,
-    });
-    return { code: 0, stdout: r.stdout, stderr: r.stderr, ms: performance.now() - t0 };
-  } catch (e) {
-    const x = e as { code: number; stdout: string; stderr: string };
-    return { code: x.code, stdout: x.stdout, stderr: x.stderr, ms: performance.now() - t0 };
-  }
-}
+const cds = runCdsProcess;
 
 const nonEmpty = (text: string) => text.split('\n').filter((l) => l.length > 0);
 
