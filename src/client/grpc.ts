@@ -47,14 +47,26 @@ export interface GrpcTls {
 
 const pem = (v: string | Buffer | undefined) => (v === undefined ? null : Buffer.from(v));
 
+/**
+ * The HTTP/2 receive window of the client's connection and streams. HTTP/2's default (64 KiB) lets the
+ * server send one window of deliveries per round trip of a WINDOW_UPDATE; when the service's event
+ * loop is busy with publishing, that round trip is its event-loop lag, and a Session was held to a few
+ * hundred deliveries/s while WebSocket consumers (TCP's window only) kept up. Credits, not the
+ * window, are the flow control of a Session, so the window is made large enough not to matter.
+ */
+const RECEIVE_WINDOW = { 'grpc-node.flow_control_window': 16 * 1024 * 1024 } as const;
+
 /** Channel credentials and options: plaintext without `tls`, TLS (or mTLS) with it. */
 export function channel(tls?: GrpcTls): { creds: ChannelCredentials; options: ChannelOptions } {
-  if (tls === undefined) return { creds: credentials.createInsecure(), options: {} };
+  if (tls === undefined) return { creds: credentials.createInsecure(), options: { ...RECEIVE_WINDOW } };
   if ((tls.cert === undefined) !== (tls.key === undefined))
     throw new TypeError('a client certificate needs both cert and key');
   return {
     creds: credentials.createSsl(pem(tls.ca), pem(tls.key), pem(tls.cert)),
-    options: tls.serverName === undefined ? {} : { 'grpc.ssl_target_name_override': tls.serverName },
+    options:
+      tls.serverName === undefined
+        ? { ...RECEIVE_WINDOW }
+        : { ...RECEIVE_WINDOW, 'grpc.ssl_target_name_override': tls.serverName },
   };
 }
 
