@@ -5,9 +5,11 @@
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import assert from 'node:assert/strict';
 import pino from 'pino';
 import type { SegmentLog } from '../../src/adapters/embedded/log/index.ts';
 import { buildApp, type App } from '../../src/app.ts';
+import { Subscriber, type Delivery } from '../../src/client/index.ts';
 import { loadConfig } from '../../src/config/index.ts';
 import type { EventLog } from '../../src/log/index.ts';
 
@@ -73,4 +75,72 @@ export async function request(
     ...(body === undefined ? {} : { payload: JSON.stringify(body) }),
   });
   return { status: res.statusCode, body: JSON.parse(res.body || 'null') };
+}
+
+/** A receipt of one delivery by one consumer. */
+export interface Receipt {
+  readonly position: string;
+  readonly key: string;
+  readonly decisionId: string;
+  readonly at: number;
+  /** The instance the consumer was connected to. */
+  readonly url: string;
+}
+
+/** A WebSocket consumer that acks everything and records what it received, and from where. */
+export function consumer(
+  subscription: string,
+  urls: string[],
+  receipts: Receipt[],
+  events: string[],
+): Subscriber {
+  const s = new Subscriber({
+    url: urls[0] as string,
+    urls: urls.slice(1),
+    apiKey: CLUSTER_ADMIN_KEY,
+    subscription,
+    credits: 200,
+    reconnect: { minMs: 20, maxMs: 200 },
+  });
+  let url = '';
+  void (async () => {
+    for await (const e of s.events()) {
+      if (e.type === 'connected') {
+        url = e.url;
+        events.push(`connected ${e.url} ${performance.now()}`);
+      } else if (e.type === 'disconnected') events.push(`disconnected ${e.code} ${url} ${performance.now()}`);
+      else if (e.type === 'deliveries') {
+        const at = performance.now();
+        for (const d of e.deliveries as Delivery[]) {
+          const decision = d.decision as { decisionId: string };
+          receipts.push({ position: d.position, key: d.key, decisionId: decision.decisionId, at, url });
+        }
+        void s.ack(e.deliveries.map((d) => d.position));
+      }
+    }
+  })();
+  return s;
+}
+
+/**
+ * Checks one subscription's receipts (all its consumers'): first receipts of each key in log order,
+ * and the instances that served it, in time order, follow `moves` (the lease's owners in turn; one may
+ * be skipped) without ever going back: never two dispatchers at once.
+ */
+export function checkReceipts(name: string, receipts: readonly Receipt[], moves: readonly string[]): void {
+  const list = receipts.slice().sort((x, y) => x.at - y.at);
+  const seen = new Set<string>();
+  const last = new Map<string, number>();
+  for (const r of list) {
+    if (seen.has(r.position)) continue;
+    seen.add(r.position);
+    const off = Number(r.position.split(':')[1]);
+    assert.ok((last.get(r.key) ?? -1) < off, `${name}: ${r.key} went back to ${r.position}`);
+    last.set(r.key, off);
+  }
+  const runs: string[] = [];
+  for (const r of list) if (runs[runs.length - 1] !== r.url) runs.push(r.url);
+  let i = 0;
+  for (const u of runs) while (i < moves.length && moves[i] !== u) i++;
+  assert.ok(i < moves.length, `${name} served by ${runs.join(' -> ')}; the lease went ${moves.join(' -> ')}`);
 }

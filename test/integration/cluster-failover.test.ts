@@ -22,8 +22,17 @@ import { after, before, describe, it } from 'node:test';
 import pg from 'pg';
 import { SegmentLog } from '../../src/adapters/embedded/log/index.ts';
 import { GrpcSubscriber } from '../../src/client/grpc.ts';
-import { Subscriber, type Delivery } from '../../src/client/index.ts';
-import { CLUSTER_ADMIN_KEY, request, shared, startInstance, type Instance } from '../helpers/cluster.ts';
+import { Subscriber } from '../../src/client/index.ts';
+import {
+  checkReceipts,
+  CLUSTER_ADMIN_KEY,
+  consumer,
+  request,
+  shared,
+  startInstance,
+  type Instance,
+  type Receipt,
+} from '../helpers/cluster.ts';
 import { makeDecision } from '../helpers/decisions.ts';
 
 /** A decision of a key that does not expire. */
@@ -105,46 +114,6 @@ async function within(ms: number, what: string, cond: () => Promise<boolean> | b
     if (Date.now() - t0 > ms) throw new Error(`${what}: not within ${ms} ms`);
     await sleep(25);
   }
-}
-
-/** A receipt of one delivery by one consumer. */
-interface Receipt {
-  readonly position: string;
-  readonly key: string;
-  readonly decisionId: string;
-  readonly at: number;
-  /** The instance the consumer was connected to. */
-  readonly url: string;
-}
-
-/** A WebSocket consumer that acks everything and records what it received, and from where. */
-function consumer(subscription: string, urls: string[], receipts: Receipt[], events: string[]): Subscriber {
-  const s = new Subscriber({
-    url: urls[0] as string,
-    urls: urls.slice(1),
-    apiKey: CLUSTER_ADMIN_KEY,
-    subscription,
-    credits: 200,
-    reconnect: { minMs: 20, maxMs: 200 },
-  });
-  let url = '';
-  void (async () => {
-    for await (const e of s.events()) {
-      if (e.type === 'connected') {
-        url = e.url;
-        events.push(`connected ${e.url} ${performance.now()}`);
-      } else if (e.type === 'disconnected') events.push(`disconnected ${e.code} ${url} ${performance.now()}`);
-      else if (e.type === 'deliveries') {
-        const at = performance.now();
-        for (const d of e.deliveries as Delivery[]) {
-          const decision = d.decision as { decisionId: string };
-          receipts.push({ position: d.position, key: d.key, decisionId: decision.decisionId, at, url });
-        }
-        void s.ack(e.deliveries.map((d) => d.position));
-      }
-    }
-  })();
-  return s;
 }
 
 const started = await startPostgres();
@@ -332,27 +301,8 @@ if ('skipped' in started) {
       });
       for (const s of subs) s.close();
       assert.ok(published.length > 200, `${published.length} decisions published`);
-      for (const n of names) {
-        const list = (receipts.get(n) as Receipt[]).slice().sort((x, y) => x.at - y.at);
-        // Per key: the first receipt of each position comes in log order.
-        const seen = new Set<string>();
-        const last = new Map<string, number>();
-        for (const r of list) {
-          if (seen.has(r.position)) continue;
-          seen.add(r.position);
-          const off = Number(r.position.split(':')[1]);
-          assert.ok((last.get(r.key) ?? -1) < off, `${n}: ${r.key} went back to ${r.position}`);
-          last.set(r.key, off);
-        }
-        // One dispatcher at a time: in time order, the instances serving the subscription follow the
-        // lease's moves (its first owner, then B, then A), never alternating back and forth.
-        const runs: string[] = [];
-        for (const r of list) if (runs[runs.length - 1] !== r.url) runs.push(r.url);
-        const moves = [firstOwner.get(n), b.url, a.url];
-        let i = 0;
-        for (const u of runs) while (i < moves.length && moves[i] !== u) i++;
-        assert.ok(i < moves.length, `${n} served by ${runs.join(' -> ')}`);
-      }
+      for (const n of names)
+        checkReceipts(n, receipts.get(n) as Receipt[], [firstOwner.get(n) as string, b.url, a.url]);
     });
   });
 }
