@@ -50,7 +50,7 @@ if (isSkipped(pulsar) || 'skipped' in db) {
         await pg0.stop();
       });
 
-      it('every subscriber ends with every decision, in per-key order; never two dispatchers at once', async () => {
+      it('every subscriber ends with every decision, in per-key order; never two dispatchers at once', async (t) => {
         const env = {
           CDS_LOG: 'pulsar',
           CDS_PULSAR_URL: pulsar.webServiceUrl,
@@ -119,6 +119,7 @@ if (isSkipped(pulsar) || 'skipped' in db) {
             assert.ok(Date.now() - killedAt < LEASE_MS * 5, 'B takes every subscription');
             if (!moved) await sleep(100);
           }
+          t.diagnostic(`B held every subscription ${Date.now() - killedAt} ms after the SIGKILL`);
           await sleep(2000);
           publishing = false;
           await load;
@@ -135,6 +136,9 @@ if (isSkipped(pulsar) || 'skipped' in db) {
             );
             await sleep(100);
           }
+          t.diagnostic(
+            `${published.length} published; all received ${Date.now() - t1} ms after the load stopped`,
+          );
           for (const s of subs) s.close();
           assert.ok(published.length > 100, `${published.length} published`);
           for (const n of names)
