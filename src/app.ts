@@ -10,7 +10,7 @@ import { join, resolve } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import type { AppContext, Lifecycle } from './app-context.ts';
 import { SegmentLog } from './adapters/embedded/log/index.ts';
-import { PulsarLog } from './adapters/pulsar/index.ts';
+import { PulsarLog, WsPulsarClient, type PulsarAdmin } from './adapters/pulsar/index.ts';
 import { LmdbStateStore } from './adapters/embedded/state/index.ts';
 import {
   PostgresChangeFeed,
@@ -42,7 +42,7 @@ import { SubscriptionService } from './subscriptions/index.ts';
 import { buildRestServer } from './transports/rest/server.ts';
 import { buildGrpcServer, type GrpcServer } from './transports/grpc/index.ts';
 import { WebhookService } from './transports/webhook/service.ts';
-import { ClusterCoordinator, newMemberId } from './cluster/index.ts';
+import { ClusterCoordinator, newMemberId, RetentionPin, type PinTarget } from './cluster/index.ts';
 import { PostgresLeaseStore } from './adapters/postgres/lease-store.ts';
 import { PostgresReservationStore } from './adapters/postgres/reservation-store.ts';
 import { LmdbRetentionStore } from './adapters/embedded/retention/index.ts';
@@ -119,6 +119,26 @@ function reachable(address: string): string {
   return address.replace(/^(https?:\/\/)?(0\.0\.0\.0|\[::\]|::)(?=:\d+$)/, (_m, scheme?: string) => {
     return `${scheme ?? ''}${hostname()}`;
   });
+}
+
+/** The durable Pulsar subscription that keeps what the slowest committed cds cursor needs (ADR 0015). */
+const CURSOR_PIN_SUBSCRIPTION = 'cds-cursors';
+
+/** The retention pin on Pulsar: `cds-cursors` on each partition topic, at the record of an offset. */
+function pulsarPin(log: PulsarLog, admin: PulsarAdmin): PinTarget {
+  return {
+    partitions: log.partitions,
+    next: (p) => log.extents()[p]?.next ?? 0,
+    pin: async (p, offset) => {
+      const topic = log.topics.partitions[p] as string;
+      // At the tail there is no record yet: keep the last one (one record more than needed).
+      const at = log.messageIdAt(p, offset) ?? log.messageIdAt(p, offset - 1);
+      // Nothing held in this partition yet: the pin exists, at the start, and moves with the first cursor.
+      if (at === undefined) return void (await admin.createSubscription(topic, CURSOR_PIN_SUBSCRIPTION));
+      if (!(await admin.createSubscription(topic, CURSOR_PIN_SUBSCRIPTION, at)))
+        await admin.resetCursor(topic, CURSOR_PIN_SUBSCRIPTION, at);
+    },
+  };
 }
 
 /** Builds the application from a validated configuration. */
@@ -242,6 +262,20 @@ export async function buildApp(
     if (coordinator !== undefined) {
       opened.push(() => coordinator.close());
       await coordinator.start(subscriptions, engine);
+    }
+    // DESIGN 6: on Pulsar, a durable subscription per partition stays at the slowest committed cursor.
+    const pinClient =
+      coordinator !== undefined && log instanceof PulsarLog
+        ? new WsPulsarClient(config.pulsar.url as string)
+        : undefined;
+    opened.push(async () => pinClient?.close());
+    const pin =
+      pinClient === undefined || !(log instanceof PulsarLog)
+        ? undefined
+        : new RetentionPin(subscriptionStore, pulsarPin(log, pinClient.admin), onError);
+    if (pin !== undefined) {
+      opened.push(() => pin.stop());
+      pin.start(5 * config.cluster.renewMs);
     }
     // The retention service is built below; changes heard before that are read by its open().
     const retentionRef: { current?: RetentionService } = {};
@@ -398,6 +432,8 @@ export async function buildApp(
           await webhooks.close(); // before the engine's last commit, so their acks are in it
           await subscriptions.close();
           await coordinator?.close(); // after the last commit: successors take the leases from it
+          await pin?.stop();
+          await pinClient?.close();
           deliveries.stop();
           await ledgerRecorder.flushed();
           await audit.drain();

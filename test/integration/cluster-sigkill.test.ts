@@ -140,6 +140,29 @@ if (isSkipped(pulsar) || 'skipped' in db) {
             `${published.length} published; all received ${Date.now() - t1} ms after the load stopped`,
           );
           for (const s of subs) s.close();
+          // Pulsar's retention is pinned at the slowest committed cursor: once everything is acknowledged
+          // and committed, the durable `cds-cursors` subscription of each partition has (almost) no backlog.
+          const backlog = async () =>
+            Promise.all(
+              [0, 1, 2, 3].map(async (p) => {
+                const r = await fetch(
+                  `${pulsar.webServiceUrl}/admin/v2/persistent/${env.CDS_PULSAR_TENANT}/cds/decisions-partition-${p}/stats`,
+                );
+                const stats = (await r.json()) as { subscriptions: Record<string, { msgBacklog: number }> };
+                return stats.subscriptions['cds-cursors']?.msgBacklog ?? -1;
+              }),
+            );
+          const t2 = Date.now();
+          let pinned = await backlog();
+          while (!pinned.every((n) => n >= 0 && n <= 1) && Date.now() - t2 < 15_000) {
+            await sleep(500);
+            pinned = await backlog();
+          }
+          t.diagnostic(`cds-cursors backlog per partition: ${pinned.join(', ')}`);
+          assert.ok(
+            pinned.every((n) => n >= 0 && n <= 1),
+            `cds-cursors backlog ${pinned.join(', ')}`,
+          );
           assert.ok(published.length > 100, `${published.length} published`);
           for (const n of names)
             checkReceipts(n, receipts.get(n) as Receipt[], [firstOwner.get(n) as string, b.url]);
