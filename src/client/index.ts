@@ -41,10 +41,15 @@ export interface Gap {
  * a delivery flagged `handover` starts a new chain for its key; any other first delivery
  * (`deliveryCount` 1) must name in `prevPosition` a position of its key this consumer received
  * since then (or null when it received none). Redeliveries are not checked (their chain was).
- * Remembers the last 256 positions per key and 65,536 keys.
+ *
+ * Per key it remembers the last first delivery received (the engine names exactly that one when
+ * nothing was lost: ADR 0009) and the last 256 positions received; 65,536 keys. The last first
+ * delivery is kept apart from the 256 because redeliveries can come between two elements of a
+ * chain in any number: an expedited halt or cancel overtakes the waiting redeliveries of its key
+ * (after a restart, up to a window of them), and the next first delivery names the halt.
  */
 export class GapDetector {
-  readonly #seen = new Map<string, string[]>();
+  readonly #seen = new Map<string, { recent: string[]; last: string | null }>();
 
   /** Forgets every chain (the log's epoch changed: positions of before name nothing now). */
   reset(): void {
@@ -53,19 +58,24 @@ export class GapDetector {
 
   /** Records one delivery; returns the gap it reveals, if any. */
   check(d: Delivery): Gap | undefined {
-    let seen = this.#seen.get(d.key);
+    let k = this.#seen.get(d.key);
     let gap: Gap | undefined;
-    if (d.handover === true || seen === undefined) {
-      if (d.handover !== true && d.deliveryCount === 1 && d.prevPosition !== null)
+    const first = d.deliveryCount === 1;
+    if (d.handover === true || k === undefined) {
+      if (d.handover !== true && first && d.prevPosition !== null)
         gap = { key: d.key, expected: d.prevPosition, last: null, got: d };
-      seen = [];
-    } else if (d.deliveryCount === 1 && (d.prevPosition === null || !seen.includes(d.prevPosition))) {
-      gap = { key: d.key, expected: d.prevPosition, last: seen[seen.length - 1] ?? null, got: d };
+      k = { recent: [], last: null };
+    } else if (
+      first &&
+      (d.prevPosition === null || (d.prevPosition !== k.last && !k.recent.includes(d.prevPosition)))
+    ) {
+      gap = { key: d.key, expected: d.prevPosition, last: k.recent[k.recent.length - 1] ?? null, got: d };
     }
-    if (!seen.includes(d.position)) seen.push(d.position);
-    if (seen.length > 256) seen.shift();
+    if (first || d.handover === true) k.last = d.position;
+    if (!k.recent.includes(d.position)) k.recent.push(d.position);
+    if (k.recent.length > 256) k.recent.shift();
     this.#seen.delete(d.key);
-    this.#seen.set(d.key, seen);
+    this.#seen.set(d.key, k);
     if (this.#seen.size > 65_536) {
       const oldest = this.#seen.keys().next();
       if (oldest.done !== true) this.#seen.delete(oldest.value);
