@@ -6,6 +6,7 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import assert from 'node:assert/strict';
+import pg from 'pg';
 import pino from 'pino';
 import type { SegmentLog } from '../../src/adapters/embedded/log/index.ts';
 import { buildApp, type App } from '../../src/app.ts';
@@ -143,4 +144,47 @@ export function checkReceipts(name: string, receipts: readonly Receipt[], moves:
   let i = 0;
   for (const u of runs) while (i < moves.length && moves[i] !== u) i++;
   assert.ok(i < moves.length, `${name} served by ${runs.join(' -> ')}; the lease went ${moves.join(' -> ')}`);
+}
+
+/** Which instance (its advertised URL) holds each subscription's lease now, from PostgreSQL. */
+export async function leaseOwners(pgUrl: string): Promise<Map<string, string>> {
+  const c = new pg.Client({ connectionString: pgUrl });
+  await c.connect();
+  try {
+    const { rows } = await c.query(
+      `SELECT l.name, m.url FROM cds_leases l JOIN cds_members m ON m.id = l.owner
+       WHERE l.expires_at > clock_timestamp()`,
+    );
+    return new Map(rows.map((r) => [r.name as string, r.url as string]));
+  } finally {
+    await c.end();
+  }
+}
+
+/**
+ * Per subscription a group of two consumers, one given the instances in `urls` order and one in the
+ * reverse order (both end at the owner): their receipts, the consumers, and connection events.
+ */
+export function consumerGroups(
+  names: readonly string[],
+  urls: readonly string[],
+): { receipts: Map<string, Receipt[]>; subs: Subscriber[]; events: string[] } {
+  const receipts = new Map(names.map((n) => [n, [] as Receipt[]]));
+  const events: string[] = [];
+  const subs = names.flatMap((n) => [
+    consumer(n, [...urls], receipts.get(n) as Receipt[], events),
+    consumer(n, [...urls].reverse(), receipts.get(n) as Receipt[], events),
+  ]);
+  return { receipts, subs, events };
+}
+
+/** Per subscription, how many of `published` its consumers have not received. */
+export function missing(
+  receipts: ReadonlyMap<string, readonly Receipt[]>,
+  published: readonly string[],
+): number[] {
+  return [...receipts.values()].map((list) => {
+    const ids = new Set(list.map((r) => r.decisionId));
+    return published.filter((id) => !ids.has(id)).length;
+  });
 }

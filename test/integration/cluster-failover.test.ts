@@ -19,14 +19,15 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, describe, it } from 'node:test';
-import pg from 'pg';
 import { SegmentLog } from '../../src/adapters/embedded/log/index.ts';
 import { GrpcSubscriber } from '../../src/client/grpc.ts';
 import { Subscriber } from '../../src/client/index.ts';
 import {
   checkReceipts,
   CLUSTER_ADMIN_KEY,
-  consumer,
+  consumerGroups,
+  leaseOwners,
+  missing,
   request,
   shared,
   startInstance,
@@ -129,19 +130,7 @@ if ('skipped' in started) {
     let a: Instance;
     let b: Instance;
     const names = ['c-one', 'c-two', 'c-three', 'c-four'];
-    const owners = async (): Promise<Map<string, string>> => {
-      const c = new pg.Client({ connectionString: db.url });
-      await c.connect();
-      try {
-        const { rows } = await c.query(
-          `SELECT l.name, m.url FROM cds_leases l JOIN cds_members m ON m.id = l.owner
-           WHERE l.expires_at > clock_timestamp()`,
-        );
-        return new Map(rows.map((r) => [r.name as string, r.url as string]));
-      } finally {
-        await c.end();
-      }
-    };
+    const owners = () => leaseOwners(db.url);
 
     before(async () => {
       const u = new URL(db.url);
@@ -229,13 +218,8 @@ if ('skipped' in started) {
     });
 
     it('A cut off from PostgreSQL stops dispatching before its leases expire; B takes over; then B stops and A takes all: nothing lost, per-key order, one dispatcher at a time', async () => {
-      const receipts = new Map(names.map((n) => [n, [] as Receipt[]]));
+      const { receipts, subs, events } = consumerGroups(names, [a.url, b.url]);
       const firstOwner = new Map<string, string>();
-      const events: string[] = [];
-      const subs = names.flatMap((n) => [
-        consumer(n, [a.url, b.url], receipts.get(n) as Receipt[], events),
-        consumer(n, [b.url, a.url], receipts.get(n) as Receipt[], events),
-      ]);
       const published: string[] = [];
       let publishing = true;
       let seq = 0;
@@ -286,18 +270,11 @@ if ('skipped' in started) {
         publishing = false;
         await load;
       }
-      const missing = () =>
-        names.map((n) => {
-          const ids = new Set((receipts.get(n) as Receipt[]).map((r) => r.decisionId));
-          return `${n}: ${published.filter((id) => !ids.has(id)).length} missing`;
-        });
       await within(15_000, 'every consumer group has every decision', () =>
-        names.every((n) => {
-          const ids = new Set((receipts.get(n) as Receipt[]).map((r) => r.decisionId));
-          return published.every((id) => ids.has(id));
-        }),
+        missing(receipts, published).every((m) => m === 0),
       ).catch((e: Error) => {
-        throw new Error(`${e.message}: ${missing().join(', ')} of ${published.length}\n${events.join('\n')}`);
+        const left = missing(receipts, published).join(', ');
+        throw new Error(`${e.message}: missing ${left} of ${published.length}\n${events.join('\n')}`);
       });
       for (const s of subs) s.close();
       assert.ok(published.length > 200, `${published.length} decisions published`);

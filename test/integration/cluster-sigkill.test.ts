@@ -8,8 +8,14 @@ import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { after, describe, it } from 'node:test';
-import pg from 'pg';
-import { checkReceipts, CLUSTER_ADMIN_KEY, consumer, type Receipt } from '../helpers/cluster.ts';
+import {
+  checkReceipts,
+  CLUSTER_ADMIN_KEY,
+  consumerGroups,
+  leaseOwners,
+  missing,
+  type Receipt,
+} from '../helpers/cluster.ts';
 import { makeDecision } from '../helpers/decisions.ts';
 import { startPostgres, type TestPostgres } from '../helpers/postgres.ts';
 import { isSkipped, startPulsar } from '../helpers/pulsar.ts';
@@ -70,28 +76,15 @@ if (isSkipped(pulsar) || 'skipped' in db) {
           const r = await post(a, '/v1/subscriptions', { name, topics: ['decisions.>'] });
           assert.equal(r.status, 201, JSON.stringify(r.body));
         }
-        const sql = new pg.Client({ connectionString: pg0.url });
-        await sql.connect();
-        const owners = async () => {
-          const { rows } = await sql.query(
-            `SELECT l.name, m.url FROM cds_leases l JOIN cds_members m ON m.id = l.owner
-           WHERE l.expires_at > clock_timestamp()`,
-          );
-          return new Map(rows.map((r) => [r.name as string, r.url as string]));
-        };
-        try {
+        const owners = () => leaseOwners(pg0.url);
+        {
           const t0 = Date.now();
           while ([...(await owners()).values()].filter((u) => u === a.url).length !== 2) {
             assert.ok(Date.now() - t0 < 30_000, 'two subscriptions on each instance');
             await sleep(100);
           }
           const firstOwner = await owners();
-          const receipts = new Map(names.map((n) => [n, [] as Receipt[]]));
-          const events: string[] = [];
-          const subs = names.flatMap((n) => [
-            consumer(n, [a.url, b.url], receipts.get(n) as Receipt[], events),
-            consumer(n, [b.url, a.url], receipts.get(n) as Receipt[], events),
-          ]);
+          const { receipts, subs, events } = consumerGroups(names, [a.url, b.url]);
           const published: string[] = [];
           let publishing = true;
           let seq = 0;
@@ -125,14 +118,11 @@ if (isSkipped(pulsar) || 'skipped' in db) {
           await load;
           const t1 = Date.now();
           for (;;) {
-            const missing = names.map((n) => {
-              const ids = new Set((receipts.get(n) as Receipt[]).map((r) => r.decisionId));
-              return published.filter((id) => !ids.has(id)).length;
-            });
-            if (missing.every((m) => m === 0)) break;
+            const left = missing(receipts, published);
+            if (left.every((m) => m === 0)) break;
             assert.ok(
               Date.now() - t1 < 60_000,
-              `missing ${missing.join(', ')} of ${published.length}\n${events.join('\n')}`,
+              `missing ${left.join(', ')} of ${published.length}\n${events.join('\n')}`,
             );
             await sleep(100);
           }
@@ -166,8 +156,6 @@ if (isSkipped(pulsar) || 'skipped' in db) {
           assert.ok(published.length > 100, `${published.length} published`);
           for (const n of names)
             checkReceipts(n, receipts.get(n) as Receipt[], [firstOwner.get(n) as string, b.url]);
-        } finally {
-          await sql.end();
         }
       });
     },
