@@ -102,6 +102,14 @@ export class Indexer {
     return { entries: [], through: {} };
   }
 
+  /** Whether some partition's oldest waiting batch starts beyond the next offset to index. */
+  private gapAhead(): boolean {
+    for (const [partition, byFirst] of this.waiting)
+      if (byFirst.size > 0 && Math.min(...byFirst.keys()) > (this.nextOffset.get(partition) ?? 0))
+        return true;
+    return false;
+  }
+
   private async run(): Promise<void> {
     for (;;) {
       let { entries, through } = this.takeReady();
@@ -110,7 +118,11 @@ export class Indexer {
         ({ entries, through } = await this.gap());
         foreign = true;
         if (entries.length === 0) {
-          await new Promise((r) => setTimeout(r, 10)); // the gap is not readable here yet
+          // Nothing before a waiting batch to fill from the log (its offsets are below what the index
+          // already covers: a log that is not the one the index was built from): waiting cannot help.
+          if (!this.gapAhead()) break;
+          // The gap is not readable here yet. Unref'd: a waiting indexer never holds the process open.
+          await new Promise((r) => setTimeout(r, 10).unref());
           continue;
         }
       }
