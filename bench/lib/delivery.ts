@@ -13,6 +13,26 @@ import { buildTemplates, DEFAULT_PROFILE, loadProfile, matchTable, planSubscribe
 import type { SubscriberStats } from './subscriber.ts';
 import { achievedRateOf, runGenerators, type RunContext, type WorkloadOutcome } from './workload.ts';
 
+/** The subscriber processes of a run: `plans` on the run's service, metered as the run's processes. */
+export function fleetOf(
+  ctx: RunContext,
+  idPrefix: string,
+  credits: number,
+  plans: ConstructorParameters<typeof SubscriberFleet>[0]['plans'],
+): SubscriberFleet {
+  return new SubscriberFleet({
+    url: ctx.url,
+    grpcAddress: ctx.grpcAddress,
+    key: ctx.key,
+    idPrefix,
+    runDir: ctx.runDir,
+    credits,
+    plans,
+    processes: ctx.opts.subscriberProcesses,
+    onProcess: (name, pid) => ctx.meter.track(name, pid),
+  });
+}
+
 /** Runs the profile's workload with `ctx.opts.subscribers` subscribers at `ctx.opts.rate`. */
 export async function runDelivery(ctx: RunContext): Promise<WorkloadOutcome> {
   const o = ctx.opts;
@@ -34,17 +54,7 @@ export async function runDelivery(ctx: RunContext): Promise<WorkloadOutcome> {
   const t0 = performance.now();
   await createSubscriptions(ctx.url, ctx.key, plans, profile.subscription, 'latest');
   const createMs = performance.now() - t0;
-  const fleet = new SubscriberFleet({
-    url: ctx.url,
-    grpcAddress: ctx.grpcAddress,
-    key: ctx.key,
-    idPrefix,
-    runDir: ctx.runDir,
-    credits: profile.credits,
-    plans,
-    processes: o.subscriberProcesses,
-    onProcess: (name, pid) => ctx.meter.track(name, pid),
-  });
+  const fleet = fleetOf(ctx, idPrefix, profile.credits, plans);
   let stats: SubscriberStats[] | undefined;
   try {
     const t1 = performance.now();

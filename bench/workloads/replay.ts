@@ -7,7 +7,8 @@
  * CPU and memory are measured over the replay phase (the generator's own CPU of the publish phase
  * is in details).
  */
-import { createSubscriptions, deleteSubscriptions, SubscriberFleet } from '../lib/fleet.ts';
+import { fleetOf } from '../lib/delivery.ts';
+import { createSubscriptions, deleteSubscriptions } from '../lib/fleet.ts';
 import { joinReceipts, scheduleOf } from '../lib/join.ts';
 import {
   buildTemplates,
@@ -81,17 +82,7 @@ export const replay: Workload = {
     const matches = matchTable(templates, plans);
     await createSubscriptions(ctx.url, ctx.key, plans, profile.subscription, 'earliest');
     ctx.meter.start();
-    const fleet = new SubscriberFleet({
-      url: ctx.url,
-      grpcAddress: ctx.grpcAddress,
-      key: ctx.key,
-      idPrefix,
-      runDir: ctx.runDir,
-      credits: profile.credits,
-      plans,
-      processes: o.subscriberProcesses,
-      onProcess: (name, pid) => ctx.meter.track(name, pid),
-    });
+    const fleet = fleetOf(ctx, idPrefix, profile.credits, plans);
     let stats: SubscriberStats[] | undefined;
     try {
       await fleet.ready(30_000 + 30 * plans.length);
