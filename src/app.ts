@@ -47,7 +47,8 @@ import { PostgresLeaseStore } from './adapters/postgres/lease-store.ts';
 import { PostgresReservationStore } from './adapters/postgres/reservation-store.ts';
 import { LmdbRetentionStore } from './adapters/embedded/retention/index.ts';
 import { RetentionMetrics, RetentionService } from './retention/index.ts';
-import { BackupService, type BackupParts } from './backup/index.ts';
+import { BackupService } from './backup/index.ts';
+import { asEmbedded, embeddedBackupParts } from './embedded-stores.ts';
 
 /** A built application: its services, its REST server, and its lifecycle. */
 export interface App {
@@ -322,27 +323,17 @@ export async function buildApp(
     });
     opened.push(() => retention.stop());
     retentionRef.current = retention;
-    const backupParts: BackupParts | undefined =
-      log instanceof SegmentLog &&
-      state instanceof LmdbStateStore &&
-      subscriptionStore instanceof LmdbSubscriptionStore &&
-      ruleStore instanceof LmdbRuleStore &&
-      webhookStore instanceof LmdbWebhookStore &&
-      ledgerStore instanceof LmdbLedgerStore &&
-      retentionStore instanceof LmdbRetentionStore
-        ? {
-            dataDir,
-            log,
-            envs: [
-              { folder: 'state', backup: (d) => state.backup(d) },
-              { folder: 'subscriptions', backup: (d) => subscriptionStore.backup(d) },
-              { folder: 'rules', backup: (d) => ruleStore.backup(d) },
-              { folder: 'webhooks', backup: (d) => webhookStore.backup(d) },
-              { folder: 'ledger', backup: (d) => ledgerStore.backup(d) },
-              { folder: 'retention', backup: (d) => retentionStore.backup(d) },
-            ],
-            files: ['admin.key'],
-          }
+    const embedded = asEmbedded({
+      state,
+      subscriptions: subscriptionStore,
+      rules: ruleStore,
+      webhooks: webhookStore,
+      ledger: ledgerStore,
+      retention: retentionStore,
+    });
+    const backupParts =
+      log instanceof SegmentLog && embedded !== undefined
+        ? embeddedBackupParts(dataDir, log, embedded)
         : undefined;
     const backups = new BackupService(backupParts, audit);
     const ctx: AppContext = {

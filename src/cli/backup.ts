@@ -6,21 +6,16 @@
  *   (either with --max-bytes-per-second N: pace the copy, sparing the disk of a loaded service)
  *   cds restore --from DIR --data-dir NEW           a new data directory, with a new log epoch
  *
- * Like verify-audit, the offline forms open the embedded stores themselves: this file is the one
- * place outside app.ts that picks adapters, for commands that run while the service does not.
+ * Like verify-audit, the offline forms open the embedded stores themselves (the list of them is
+ * src/embedded-stores.ts, which app.ts uses too), for commands that run while the service does not.
  */
 import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { LmdbRuleStore } from '../adapters/embedded/rules/index.ts';
-import { LmdbStateStore } from '../adapters/embedded/state/index.ts';
-import { LmdbSubscriptionStore } from '../adapters/embedded/subscriptions/index.ts';
-import { LmdbWebhookStore } from '../adapters/embedded/webhooks/index.ts';
-import { LmdbRetentionStore } from '../adapters/embedded/retention/index.ts';
 import { SegmentLog } from '../adapters/embedded/log/index.ts';
 import { restoreBackup, writeBackup, type BackupView, type Manifest } from '../backup/index.ts';
 import { CdsError } from '../errors/index.ts';
-import { LmdbLedgerStore } from '../ledger/index.ts';
+import { closeEmbeddedStores, embeddedBackupParts, openEmbeddedStores } from '../embedded-stores.ts';
 import { call, clientOptions } from './client.ts';
 import type { CliIo } from './io.ts';
 
@@ -107,39 +102,18 @@ export async function offlineBackup(
       details: { errors: [{ path: 'data-dir', code: 'not_found', message: 'an existing data directory' }] },
     });
   const log = await SegmentLog.open(join(dataDir, 'log'));
-  const closers: (() => Promise<unknown>)[] = [() => log.close()];
   try {
-    const state = await LmdbStateStore.open(dataDir);
-    closers.push(() => state.close());
-    const subs = LmdbSubscriptionStore.open(dataDir);
-    closers.push(() => subs.close());
-    const rules = LmdbRuleStore.open(dataDir);
-    closers.push(() => rules.close());
-    const webhooks = LmdbWebhookStore.open(dataDir);
-    closers.push(() => webhooks.close());
-    const ledger = LmdbLedgerStore.open(dataDir);
-    closers.push(() => ledger.close());
-    const retention = LmdbRetentionStore.open(dataDir);
-    closers.push(() => retention.close());
-    return await writeBackup(
-      {
-        dataDir,
-        log,
-        envs: [
-          { folder: 'state', backup: (d) => state.backup(d) },
-          { folder: 'subscriptions', backup: (d) => subs.backup(d) },
-          { folder: 'rules', backup: (d) => rules.backup(d) },
-          { folder: 'webhooks', backup: (d) => webhooks.backup(d) },
-          { folder: 'ledger', backup: (d) => ledger.backup(d) },
-          { folder: 'retention', backup: (d) => retention.backup(d) },
-        ],
-        files: ['admin.key'],
-      },
-      to,
-      { mode: 'offline', ...(maxBytesPerSecond === undefined ? {} : { maxBytesPerSecond }) },
-    );
+    const stores = await openEmbeddedStores(dataDir);
+    try {
+      return await writeBackup(embeddedBackupParts(dataDir, log, stores), to, {
+        mode: 'offline',
+        ...(maxBytesPerSecond === undefined ? {} : { maxBytesPerSecond }),
+      });
+    } finally {
+      await closeEmbeddedStores(stores);
+    }
   } finally {
-    for (const close of closers.reverse()) await close().catch(() => undefined);
+    await log.close().catch(() => undefined);
   }
 }
 
