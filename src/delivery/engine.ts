@@ -236,10 +236,17 @@ export class DeliveryEngine {
           ? taken
           : { add: [...held.add, ...taken.add], remove: [...held.remove, ...taken.remove] };
       this.#unsavedDeadLetters.delete(name);
+      const token = this.#fences.get(rt)?.token;
       try {
         if (failure !== undefined) throw failure.e; // the store is failing: keep the rest for later
-        if (dl.add.length > 0) await this.store.addDeadLetters(name, dl.add);
-        if (dl.remove.length > 0) await this.store.removeDeadLetters(name, dl.remove);
+        // Fenced like the cursors: refused when the lease moved (its new owner delivers them again).
+        const added = dl.add.length === 0 || (await this.store.addDeadLetters(name, dl.add, token));
+        const removed =
+          dl.remove.length === 0 || (await this.store.removeDeadLetters(name, dl.remove, token));
+        if (added === false || removed === false) {
+          this.opts.onFenced?.([name]);
+          continue;
+        }
       } catch (e) {
         if (dl.add.length > 0 || dl.remove.length > 0) this.#unsavedDeadLetters.set(name, dl);
         failure ??= { e };

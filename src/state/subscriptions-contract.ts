@@ -16,6 +16,8 @@ import type {
 
 /** The title of the fencing case, which does not apply to an adapter without leases (it says why). */
 export const STALE_TOKEN_CASE = 'a cursor commit with a stale fencing token is refused and writes nothing';
+/** The title of the dead-letter fencing case (likewise only for adapters with leases). */
+export const STALE_LETTERS_CASE = 'dead letters written or removed with a stale fencing token change nothing';
 
 /** What an adapter's `open` gives the suite. */
 export interface SubscriptionContractSubject {
@@ -167,6 +169,30 @@ export function subscriptionStoreContract(
       const fresh: CursorSnapshot[] = [{ partition: 0, next: 7, pending: [], anchors: [] }];
       assert.deepEqual(await store.saveCursors(new Map([[a, fresh]]), new Map([[a, cur]])), []);
       assert.deepEqual(await store.loadCursors(a), fresh);
+    });
+
+    test(STALE_LETTERS_CASE, async () => {
+      const leases = subject.leases;
+      assert.ok(leases, 'an adapter with leases gives them to the suite');
+      const n = uniq('stale-dl');
+      await store.put(rec(n), 0);
+      const old = (await leases.acquire('A', [n], 100)).get(n) as number;
+      assert.equal(await store.addDeadLetters(n, [letter(0, 1)], old), true);
+      await new Promise((r) => setTimeout(r, 200)); // A's lease expires; B takes it
+      const cur = (await leases.acquire('B', [n], 60_000)).get(n) as number;
+      assert.ok(cur > old);
+      assert.equal(await store.addDeadLetters(n, [letter(0, 2)], old), false);
+      assert.equal(await store.removeDeadLetters(n, [{ partition: 0, offset: 1 }], old), false);
+      assert.deepEqual(
+        (await store.listDeadLetters(n, { limit: 10 })).map((l) => l.offset),
+        [1],
+      );
+      assert.equal(await store.addDeadLetters(n, [letter(0, 3)], cur), true);
+      assert.equal(await store.removeDeadLetters(n, [{ partition: 0, offset: 1 }], cur), 1);
+      assert.deepEqual(
+        (await store.listDeadLetters(n, { limit: 10 })).map((l) => l.offset),
+        [3],
+      );
     });
 
     test('dead letters: add, list in order with paging, remove, purge', async () => {

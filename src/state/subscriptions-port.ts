@@ -81,15 +81,27 @@ export interface SubscriptionStore {
   ): Promise<string[]>;
   /** The cursors of a subscription (empty when none), by partition ascending. */
   loadCursors(name: string): Promise<CursorSnapshot[]>;
-  /** Stores dead letters (a letter at the same position replaces the stored one). Ignored for unknown names. */
-  addDeadLetters(name: string, letters: readonly DeadLetter[]): Promise<void>;
+  /**
+   * Stores dead letters (a letter at the same position replaces the stored one). Ignored for unknown
+   * names. `fence` is the fencing token of the lease the writer holds (cluster mode, ADR 0015), as in
+   * `saveCursors`: when it is not the lease's current token nothing is written and it resolves false
+   * (the writer lost the lease); otherwise true. An adapter without leases accepts every token.
+   */
+  addDeadLetters(name: string, letters: readonly DeadLetter[], fence?: number): Promise<boolean>;
   /** Dead letters by (partition, offset) ascending, strictly after `after` when given, at most `limit`. */
   listDeadLetters(
     name: string,
     opts: { after?: { partition: number; offset: number }; limit: number },
   ): Promise<DeadLetter[]>;
-  /** Removes the given dead letters (absent ones are ignored); resolves how many were removed. */
-  removeDeadLetters(name: string, at: readonly { partition: number; offset: number }[]): Promise<number>;
+  /**
+   * Removes the given dead letters (absent ones are ignored); resolves how many were removed, or false
+   * when `fence` (as in `addDeadLetters`) is stale: then nothing is removed.
+   */
+  removeDeadLetters(
+    name: string,
+    at: readonly { partition: number; offset: number }[],
+    fence?: number,
+  ): Promise<number | false>;
   /** Removes every dead letter of a subscription; resolves how many were removed. */
   purgeDeadLetters(name: string): Promise<number>;
   /** Flushes and releases resources. Idempotent. */

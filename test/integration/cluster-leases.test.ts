@@ -1,6 +1,6 @@
 /**
  * Cluster leases on a real PostgreSQL server (ADR 0015): the LeaseStore contract, two stores acting
- * as two instances on one database, and stale cursor commits racing takeovers.
+ * as two instances on one database, and stale cursor commits and dead-letter writes racing takeovers.
  */
 import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -50,6 +50,54 @@ if ('skipped' in started) {
         assert.ok(
           (refusedA.length === 0 && final === 101) || (refusedA.length === 1 && final === 100),
           `round ${i}: refused ${refusedA.join(',')}, final ${final}`,
+        );
+      }
+    } finally {
+      await subs.close();
+      await a.close();
+      await b.close();
+    }
+  });
+
+  it('a stale owner writing dead letters while another takes the lease never writes after it', async () => {
+    const subs = await PostgresSubscriptionStore.open(server.url);
+    const a = await PostgresLeaseStore.open(server.url);
+    const b = await PostgresLeaseStore.open(server.url);
+    const letter = (offset: number) => ({
+      partition: 0,
+      offset,
+      key: 'k',
+      decisionId: `d-${offset}`,
+      revision: 1,
+      reason: 'max_deliveries',
+      deliveryCount: 3,
+      at: new Date().toISOString(),
+    });
+    const offsets = async (name: string) =>
+      (await subs.listDeadLetters(name, { limit: 10 })).map((l) => l.offset);
+    try {
+      for (let i = 0; i < 30; i++) {
+        const name = `race-dl-${i}`;
+        const at = new Date().toISOString();
+        await subs.put({ name, version: 1, spec: {}, createdAt: at, updatedAt: at }, 0, []);
+        await subs.addDeadLetters(name, [letter(7)]); // an earlier letter, replayed by A below
+        const old = (await a.acquire('A', [name], 40)).get(name) as number;
+        await sleep(50); // A's lease expires; A does not know yet and writes as B takes over
+        const [added, removed, seen] = await Promise.all([
+          subs.addDeadLetters(name, [letter(1)], old),
+          subs.removeDeadLetters(name, [{ partition: 0, offset: 7 }], old),
+          (async () => {
+            await b.acquire('B', [name], 60_000);
+            return offsets(name); // what B serves and replays from
+          })(),
+        ]);
+        // What A wrote or removed before B took over, B saw; what came after was refused.
+        assert.deepEqual(await offsets(name), seen, `round ${i}: changed after the takeover`);
+        assert.equal(seen.includes(1), added, `round ${i}: letter written ${added}, B saw ${seen.join(',')}`);
+        assert.equal(
+          !seen.includes(7),
+          removed === 1,
+          `round ${i}: removal ${removed}, B saw ${seen.join(',')}`,
         );
       }
     } finally {

@@ -73,6 +73,15 @@ const UPSERT_CURSORS = `WITH r AS (
   SELECT r.name FROM r WHERE r.token IS NOT NULL AND NOT EXISTS (SELECT 1 FROM ok WHERE ok.name = r.name)`;
 
 /**
+ * The fence of one subscription's dead-letter write (ADR 0015), as a CTE `fenced(ok)` for statements
+ * whose $1 is the name and $3 the token (null: unfenced): ok when unfenced or when the lease holds that
+ * token. The lease row is locked FOR SHARE, as in UPSERT_CURSORS, so a takeover either waits for the
+ * write or is seen by it: a stale owner's letters never land after its successor took the lease.
+ */
+const FENCED = `held AS (SELECT token FROM cds_leases WHERE name = $1 AND $3::bigint IS NOT NULL FOR SHARE),
+  fenced AS (SELECT $3::bigint IS NULL OR EXISTS (SELECT 1 FROM held WHERE token = $3::bigint) AS ok)`;
+
+/**
  * The parameters of UPSERT_CURSORS for some subscriptions' snapshots (snapshots by partition
  * ascending), in name order, with their fencing tokens where given.
  */
@@ -208,8 +217,8 @@ export class PostgresSubscriptionStore implements SubscriptionStore {
     return r === undefined ? [] : (JSON.parse(r.cursors) as CursorSnapshot[]);
   }
 
-  async addDeadLetters(name: string, letters: readonly DeadLetter[]): Promise<void> {
-    if (letters.length === 0) return;
+  async addDeadLetters(name: string, letters: readonly DeadLetter[], fence?: number): Promise<boolean> {
+    if (letters.length === 0) return true;
     // One row per position: a later letter at the same position replaces an earlier one (also within
     // this call), as ON CONFLICT cannot touch one row twice in a statement.
     const byPos = new Map<string, DeadLetter>();
@@ -217,16 +226,21 @@ export class PostgresSubscriptionStore implements SubscriptionStore {
     const rows = [...byPos.values()]
       .sort((a, b) => a.partition - b.partition || a.offset - b.offset)
       .map((l) => ({ partition: l.partition, offset: l.offset, letter: l }));
-    await query(
+    const [r] = await query<{ ok: boolean }>(
       this.pool,
       `storing dead letters of '${name}'`,
-      `INSERT INTO cds_dead_letters (name, partition, "offset", letter)
-       SELECT $1, r.partition, r."offset", r.letter
-       FROM json_to_recordset($2::json) AS r(partition integer, "offset" bigint, letter json)
-       WHERE EXISTS (SELECT 1 FROM cds_subscriptions s WHERE s.name = $1)
-       ON CONFLICT (name, partition, "offset") DO UPDATE SET letter = EXCLUDED.letter`,
-      [name, JSON.stringify(rows)],
+      `WITH ${FENCED},
+       ins AS (
+         INSERT INTO cds_dead_letters (name, partition, "offset", letter)
+         SELECT $1, r.partition, r."offset", r.letter
+         FROM json_to_recordset($2::json) AS r(partition integer, "offset" bigint, letter json)
+         WHERE (SELECT ok FROM fenced) AND EXISTS (SELECT 1 FROM cds_subscriptions s WHERE s.name = $1)
+         ON CONFLICT (name, partition, "offset") DO UPDATE SET letter = EXCLUDED.letter
+       )
+       SELECT ok FROM fenced`,
+      [name, JSON.stringify(rows), fence ?? null],
     );
+    return r?.ok === true;
   }
 
   async listDeadLetters(
@@ -246,18 +260,22 @@ export class PostgresSubscriptionStore implements SubscriptionStore {
   async removeDeadLetters(
     name: string,
     at: readonly { partition: number; offset: number }[],
-  ): Promise<number> {
+    fence?: number,
+  ): Promise<number | false> {
     if (at.length === 0) return 0;
-    try {
-      const r = await this.pool.query(
-        `DELETE FROM cds_dead_letters WHERE name = $1
-           AND (partition, "offset") IN (SELECT * FROM unnest($2::integer[], $3::bigint[]))`,
-        [name, at.map((p) => p.partition), at.map((p) => p.offset)],
-      );
-      return r.rowCount ?? 0;
-    } catch (e) {
-      throw mapPgError(e, `removing dead letters of '${name}'`);
-    }
+    const [r] = await query<{ ok: boolean; n: number }>(
+      this.pool,
+      `removing dead letters of '${name}'`,
+      `WITH ${FENCED},
+       del AS (
+         DELETE FROM cds_dead_letters WHERE (SELECT ok FROM fenced) AND name = $1
+           AND (partition, "offset") IN (SELECT * FROM unnest($2::integer[], $4::bigint[]))
+         RETURNING 1
+       )
+       SELECT (SELECT ok FROM fenced) AS ok, (SELECT count(*) FROM del)::integer AS n`,
+      [name, at.map((p) => p.partition), fence ?? null, at.map((p) => p.offset)],
+    );
+    return r?.ok === true ? r.n : false;
   }
 
   async purgeDeadLetters(name: string): Promise<number> {

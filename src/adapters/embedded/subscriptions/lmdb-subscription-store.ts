@@ -105,12 +105,14 @@ export class LmdbSubscriptionStore implements SubscriptionStore {
     return [...this.cursors.getRange({ start: [name, -1], end: [name, Infinity] })].map((e) => e.value);
   }
 
-  async addDeadLetters(name: string, letters: readonly DeadLetter[]): Promise<void> {
-    if (letters.length === 0) return;
+  /** No leases here (one process holds the data directory): every fence is current. */
+  async addDeadLetters(name: string, letters: readonly DeadLetter[]): Promise<boolean> {
+    if (letters.length === 0) return true;
     await this.env.transaction(() => {
       if (this.subs.get(name) === undefined) return;
       for (const l of letters) this.dead.putSync([name, l.partition, l.offset], l);
     });
+    return true;
   }
 
   async listDeadLetters(
