@@ -37,7 +37,13 @@ import type { StateStore } from './state/index.ts';
 import { StatusTracker } from './status.ts';
 import { DeliveryEngine } from './delivery/index.ts';
 import { DeliveryIntrospect } from './delivery/introspect.ts';
-import { LedgerRecorder, LedgerService, LmdbLedgerStore } from './ledger/index.ts';
+import {
+  LedgerPruneMetrics,
+  LedgerPruner,
+  LedgerRecorder,
+  LedgerService,
+  LmdbLedgerStore,
+} from './ledger/index.ts';
 import { SubscriptionService } from './subscriptions/index.ts';
 import { buildRestServer } from './transports/rest/server.ts';
 import { buildGrpcServer, type GrpcServer } from './transports/grpc/index.ts';
@@ -296,6 +302,14 @@ export async function buildApp(
     const ledger = new LedgerService(ledgerStore, deliveries, subscriptionStore, 200, () =>
       ledgerRecorder.flushed(),
     );
+    // The ledger's own retention (ADR 0011), on its timer from the start on (below).
+    const ledgerPruner = new LedgerPruner(
+      ledgerStore,
+      config.ledger,
+      new LedgerPruneMetrics(metrics.registry),
+      onError,
+    );
+    opened.push(() => ledgerPruner.stop());
     // Cluster mode: endpoints shared by every instance; a change on one reaches the others' feeds.
     const webhookStore =
       config.state.engine === 'postgres'
@@ -383,6 +397,7 @@ export async function buildApp(
     await webhooks.start();
     status.start();
     retention.start();
+    ledgerPruner.start();
 
     let closing: Promise<void> | undefined;
     return {
@@ -419,6 +434,7 @@ export async function buildApp(
           await feed?.close();
           await feedDone;
           await retention.stop(); // a run in progress completes (its trim is never cut halfway)
+          await ledgerPruner.stop();
           await grpc.close(); // streams end with SHUTTING_DOWN; their consumers detach before the last commit
           await webhooks.close(); // before the engine's last commit, so their acks are in it
           await subscriptions.close();

@@ -44,6 +44,31 @@ describe('loadConfig', () => {
     );
   });
 
+  it('ledger retention: defaults, variables, a limit out of range refused, an unknown ledger key refused', () => {
+    const d = loadConfig({ env: {} });
+    assert.deepEqual({ ...d.ledger }, { retentionMs: 604_800_000, intervalMs: 300_000 });
+    const c = loadConfig({
+      env: {
+        CDS_LEDGER_RETENTION_MS: '0',
+        CDS_LEDGER_MAX_RECORDS: '1000000',
+        CDS_LEDGER_INTERVAL_MS: '5000',
+      },
+    });
+    assert.deepEqual({ ...c.ledger }, { retentionMs: 0, maxRecords: 1_000_000, intervalMs: 5_000 });
+    assert.throws(
+      () => loadConfig({ env: { CDS_LEDGER_MAX_RECORDS: '0' } }),
+      (e: unknown) => isCdsError(e, 'CONFIG_INVALID') && /ledger\.maxRecords/.test(e.message),
+    );
+    assert.throws(
+      () => loadConfig({ flags: { 'ledger.intervalMs': '10' } }),
+      (e: unknown) => isCdsError(e, 'CONFIG_INVALID') && /ledger\.intervalMs/.test(e.message),
+    );
+    assert.throws(
+      () => loadConfig({ overrides: { ledger: { retentionDays: 7 } } }),
+      (e: unknown) => isCdsError(e, 'CONFIG_INVALID') && /retentionDays/.test(e.message),
+    );
+  });
+
   it('maps every CDS_* variable to an existing key', () => {
     for (const [name, key] of Object.entries(ENV_VARS)) assert.ok(schemaAt(key), `${name} -> ${key}`);
   });

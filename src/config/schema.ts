@@ -236,6 +236,31 @@ export const ConfigSchema = Type.Object(
       },
       { additionalProperties: false, default: {} },
     ),
+    ledger: Type.Object(
+      {
+        retentionMs: Type.Integer({
+          minimum: 0,
+          maximum: 10 * 365 * 86_400_000,
+          default: 7 * 86_400_000,
+          description:
+            'Delivery ledger records (ADR 0011) committed longer ago than this are removed; 0 keeps them whatever their age.',
+        }),
+        maxRecords: Type.Optional(
+          Type.Integer({
+            minimum: 1,
+            description:
+              'At most this many ledger records are kept (the newest); the oldest beyond go at each run (default: no limit).',
+          }),
+        ),
+        intervalMs: Type.Integer({
+          minimum: 1_000,
+          maximum: 86_400_000,
+          default: 300_000,
+          description: 'How often ledger.retentionMs and ledger.maxRecords are applied.',
+        }),
+      },
+      { additionalProperties: false, default: {} },
+    ),
     shutdown: Type.Object(
       {
         drainTimeoutMs: Type.Integer({
@@ -300,6 +325,9 @@ export const ENV_VARS: Readonly<Record<string, string>> = {
   CDS_RATE_REQUESTS_PER_SECOND: 'security.requestsPerSecond',
   CDS_RATE_DECISIONS_PER_SECOND: 'security.decisionsPerSecond',
   CDS_RETENTION_INTERVAL_MS: 'retention.intervalMs',
+  CDS_LEDGER_RETENTION_MS: 'ledger.retentionMs',
+  CDS_LEDGER_MAX_RECORDS: 'ledger.maxRecords',
+  CDS_LEDGER_INTERVAL_MS: 'ledger.intervalMs',
   CDS_DRAIN_TIMEOUT_MS: 'shutdown.drainTimeoutMs',
   CDS_LOG_LEVEL: 'logging.level',
 };

@@ -1,10 +1,13 @@
 /**
  * The LedgerStore contract suite (STYLE habit 2): `node:test` cases every adapter passes unchanged.
- * Each case uses subscription names of its own, so the cases share one c.store.
+ * Each case uses subscription names of its own, so the cases share one c.store. The ledger's
+ * retention (pruner.ts) runs on each adapter's store too, a store of its own.
  */
 import assert from 'node:assert/strict';
+import { Registry } from 'prom-client';
 import { contractSuite, type ContractSubject } from '../state/contract-suite.ts';
 import type { CommitRecord, CommitRecordAt, LedgerStore } from './port.ts';
+import { LedgerPruneMetrics, LedgerPruner } from './pruner.ts';
 
 /** What an adapter's `open` gives the suite. */
 export type LedgerContractSubject = ContractSubject<LedgerStore>;
@@ -143,11 +146,98 @@ export function ledgerStoreContract(
       assert.deepEqual(await c.store.find('prune', 1, 2, 100), [span(0, 5)], 'newer records stay');
     });
 
+    test('prune removes in batches: more records than one batch, all of them, newer ones kept', async () => {
+      const old = T0 - 2 * 86_400_000;
+      const many: CommitRecordAt[] = [];
+      for (let i = 0; i < 25_000; i++)
+        many.push(at(`batch-${i % 7}`, i % 3, { ...span(i, i + 1), t: old - i }));
+      await c.store.append(many);
+      await c.store.append([at('batch-kept', 0, { ...span(0, 1), t: old + 1 })]);
+      assert.equal(await c.store.prune(old + 1), 25_000);
+      assert.deepEqual(await c.store.find('batch-0', 0, 0, 10), []);
+      assert.equal((await c.store.find('batch-kept', 0, 0, 10)).length, 1);
+      assert.equal(await c.store.prune(old + 1), 0);
+    });
+
+    test('nthNewestTime: the commit time of the n-th newest record, undefined beyond the count', async () => {
+      // Later than every other case's records, so that they are the newest of the shared store.
+      const future = T0 + 10 * 365 * 86_400_000;
+      await c.store.append([
+        at('newest', 0, { ...span(0, 1), t: future + 30 }),
+        at('newest', 1, { ...span(0, 1), t: future + 10 }),
+        at('newest', 2, { ...span(0, 1), t: future + 20 }),
+      ]);
+      assert.equal(await c.store.nthNewestTime(1), future + 30);
+      assert.equal(await c.store.nthNewestTime(2), future + 20);
+      assert.equal(await c.store.nthNewestTime(3), future + 10);
+      assert.equal(typeof (await c.store.nthNewestTime(4)), 'number');
+      assert.equal(await c.store.nthNewestTime(10_000_000), undefined);
+      assert.equal(await c.store.nthNewestTime(0), undefined);
+    });
+
     test('records are durable: a reopened store finds them', async () => {
       const r = span(100, 200, 11);
       await c.store.append([at('durable', 3, r)]);
       if (!(await c.reopen())) return;
       assert.deepEqual(await c.store.find('durable', 3, 150, 10), [r]);
+    });
+  });
+}
+
+/**
+ * The ledger's retention (LedgerPruner) on one adapter's store, opened empty for it: old records go,
+ * recent ones stay; then at most maxRecords stay, the newest; the metrics count what went.
+ */
+export function ledgerRetentionCases(name: string, open: () => Promise<LedgerContractSubject>): void {
+  contractSuite(`Ledger retention: ${name}`, open, undefined, (c) => {
+    const now = Date.UTC(2026, 5, 1);
+    const hour = 3_600_000;
+    const registry = new Registry();
+    const metrics = new LedgerPruneMetrics(registry);
+    const counted = async (metric: string) =>
+      (await registry.getSingleMetric(metric)?.get())?.values[0]?.value ?? 0;
+
+    c.test('records older than retentionMs go, recent ones stay, and the metrics say so', async () => {
+      const old = (i: number) => at('aged', i % 4, { ...span(i, i + 1), t: now - 48 * hour - i });
+      const recent = (i: number) => at('aged', i % 4, { ...span(1_000 + i, 1_001 + i), t: now - hour + i });
+      await c.store.append([
+        ...Array.from({ length: 300 }, (_, i) => old(i)),
+        ...Array.from({ length: 20 }, (_, i) => recent(i)),
+      ]);
+      const pruner = new LedgerPruner(
+        c.store,
+        { retentionMs: 24 * hour, intervalMs: 60_000 },
+        metrics,
+        () => {},
+      );
+      const report = await pruner.run(now);
+      assert.equal(report.removed, 300);
+      assert.equal(pruner.lastRun, report);
+      for (const i of [0, 150, 299])
+        assert.deepEqual(await c.store.find('aged', i % 4, i, 10), [], `old ${i}`);
+      for (const i of [0, 19])
+        assert.equal((await c.store.find('aged', i % 4, 1_000 + i, 10)).length, 1, `recent ${i}`);
+      assert.equal(await counted('cds_ledger_pruned_records_total'), 300);
+      assert.equal(await counted('cds_ledger_prune_runs_total'), 1);
+      assert.equal((await pruner.run(now)).removed, 0, 'nothing more to remove');
+    });
+
+    c.test('with maxRecords the newest stay and the oldest beyond them go', async () => {
+      const pruner = new LedgerPruner(
+        c.store,
+        { retentionMs: 0, maxRecords: 5, intervalMs: 60_000 },
+        metrics,
+        () => {},
+      );
+      // 20 recent records are left by the case before; 10 newer ones now: the newest 5 of these stay.
+      await c.store.append(
+        Array.from({ length: 10 }, (_, i) => at('capped', 0, { ...span(i, i + 1), t: now + i })),
+      );
+      assert.equal((await pruner.run(now)).removed, 25);
+      assert.equal(await c.store.nthNewestTime(6), undefined);
+      for (let i = 0; i < 10; i++)
+        assert.equal((await c.store.find('capped', 0, i, 10)).length, i >= 5 ? 1 : 0, `record ${i}`);
+      assert.equal(await counted('cds_ledger_pruned_records_total'), 325);
     });
   });
 }

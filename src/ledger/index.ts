@@ -2,6 +2,7 @@
 export type { CommitRecord, CommitRecordAt, LedgerStore } from './port.ts';
 export { LmdbLedgerStore } from './lmdb-store.ts';
 export { LedgerRecorder, inRanges } from './recorder.ts';
+export { LedgerPruner, LedgerPruneMetrics, type LedgerPruneReport, type LedgerRetention } from './pruner.ts';
 export {
   LedgerService,
   type LedgerAnswer,

@@ -9,6 +9,13 @@ import { CdsError } from '../errors/index.ts';
 import type { CommitRecord, CommitRecordAt, LedgerStore } from './port.ts';
 
 type Key = [string, number, number, number, number];
+
+/** Records read per step of a whole-store walk (`prune`, `nthNewestTime`); at most as many removed per write. */
+const SCAN = 10_000;
+
+function sameKey(a: Key, b: Key): boolean {
+  return a.every((x, i) => x === b[i]);
+}
 type Stored = Omit<CommitRecord, 'lo'>;
 
 /** LedgerStore on LMDB. */
@@ -64,15 +71,47 @@ export class LmdbLedgerStore implements LedgerStore {
 
   async prune(before: number): Promise<number> {
     let n = 0;
-    await this.db.transaction(() => {
-      for (const { key, value } of this.db.getRange({})) {
-        if (value.t < before) {
-          void this.db.remove(key);
-          n++;
-        }
-      }
+    await this.#scan(async (chunk) => {
+      const gone = chunk.filter((e) => e.value.t < before);
+      if (gone.length === 0) return;
+      await this.db.transaction(() => {
+        for (const { key } of gone) void this.db.remove(key);
+      });
+      n += gone.length;
     });
     return n;
+  }
+
+  async nthNewestTime(n: number): Promise<number | undefined> {
+    if (n < 1) return undefined;
+    const times: number[] = [];
+    await this.#scan((chunk) => {
+      for (const { value } of chunk) times.push(value.t);
+    });
+    if (times.length < n) return undefined;
+    return Float64Array.from(times).sort()[times.length - n];
+  }
+
+  /**
+   * Hands every record to `visit` in key order, SCAN at a time, each chunk read from one snapshot
+   * and the event loop free between chunks (a whole-store read would hold it for a second per
+   * 200,000 records). A chunk resumes after the last key of the one before, even if it was removed.
+   */
+  async #scan(visit: (chunk: { key: Key; value: Stored }[]) => Promise<void> | void): Promise<void> {
+    let after: Key | undefined;
+    for (;;) {
+      const chunk: { key: Key; value: Stored }[] = [];
+      for (const { key, value } of this.db.getRange(after === undefined ? {} : { start: after })) {
+        if (after !== undefined && chunk.length === 0 && sameKey(key, after)) continue;
+        chunk.push({ key, value });
+        if (chunk.length === SCAN) break;
+      }
+      await visit(chunk);
+      const last = chunk[chunk.length - 1];
+      if (last === undefined || chunk.length < SCAN) return;
+      after = last.key;
+      await new Promise((r) => setImmediate(r));
+    }
   }
 
   /** Copies the environment (ledger records) from one read snapshot to `<dir>/data.mdb`; `dir` exists (cds backup, ADR 0014). */

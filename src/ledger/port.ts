@@ -41,8 +41,18 @@ export interface LedgerStore {
    * first, examining at most `maxScan` records (older history beyond it is not searched).
    */
   find(subscription: string, partition: number, offset: number, maxScan: number): Promise<CommitRecord[]>;
-  /** Removes records older than `before` (ms since the epoch); resolves how many were removed. */
+  /**
+   * Removes records committed before `before` (ms since the epoch), in bounded batches (never one
+   * transaction over the whole store, so commits go on being recorded meanwhile); resolves how many
+   * were removed.
+   */
   prune(before: number): Promise<number>;
+  /**
+   * The commit time of the `n`-th newest record (n >= 1; ties in any order), or undefined when the
+   * store holds fewer than `n` records: `prune(nthNewestTime(max + 1) + 1)` leaves at most `max`.
+   * Reads every record's time (a sort, or a top-n sort in PostgreSQL): called once per retention run.
+   */
+  nthNewestTime(n: number): Promise<number | undefined>;
   /** Flushes and releases resources. Idempotent. */
   close(): Promise<void>;
 }

@@ -10,6 +10,7 @@ import { CdsError, validationError } from '../errors/index.ts';
 import type { AuditTrail, AuthContext } from '../security/index.ts';
 import type { RetentionPolicyRecord, RetentionPolicyStore } from '../state/retention-port.ts';
 import { RetentionApplier, type ApplyDeps, type PartitionRun } from './apply.ts';
+import { Periodic } from './periodic.ts';
 import { nameErrors, parsePolicy, PolicySet, type CompiledPolicy } from './policy.ts';
 
 /** Default records per tally chunk. */
@@ -41,14 +42,14 @@ type Caller = Pick<AuthContext, 'principalId'>;
 export class RetentionService {
   #set: PolicySet = new PolicySet([], 0);
   #generation = 0;
-  #timer: NodeJS.Timeout | undefined;
-  #running: Promise<RunReport> | undefined;
+  readonly #periodic: Periodic<RunReport>;
   #last: RunReport | undefined;
   #stopped = false;
   readonly #applier: RetentionApplier;
 
   private constructor(private readonly deps: RetentionDeps) {
     this.#applier = new RetentionApplier(deps, deps.chunkSize ?? CHUNK, () => this.#stopped);
+    this.#periodic = new Periodic((now) => this.#run(now), deps.onError);
   }
 
   /** Loads the stored policies. */
@@ -78,17 +79,13 @@ export class RetentionService {
 
   /** Starts the timer (a run at a time; a run slower than the interval makes the next tick skip). */
   start(): void {
-    this.#timer = setInterval(() => {
-      if (this.#running === undefined) void this.run().catch(this.deps.onError);
-    }, this.deps.intervalMs);
-    this.#timer.unref();
+    this.#periodic.start(this.deps.intervalMs);
   }
 
   /** Stops the timer and waits for a run in progress. */
   async stop(): Promise<void> {
     this.#stopped = true;
-    clearInterval(this.#timer);
-    await this.#running?.catch(() => undefined);
+    await this.#periodic.stop();
   }
 
   /** The last run's report, if one ran. */
@@ -183,12 +180,7 @@ export class RetentionService {
 
   /** One run over every partition (the timer calls it; tests call it directly). */
   run(now = Date.now()): Promise<RunReport> {
-    if (this.#running !== undefined) return this.#running;
-    const p = this.#run(now).finally(() => {
-      this.#running = undefined;
-    });
-    this.#running = p;
-    return p;
+    return this.#periodic.run(now);
   }
 
   async #run(now: number): Promise<RunReport> {

@@ -1,19 +1,21 @@
 /**
- * The PostgreSQL LedgerStore passes the port's contract unchanged, against a real server; two stores
- * on one database (two instances) write into one ledger, so a subscription's records stay whole when
- * its lease moves from one instance to the other.
+ * The PostgreSQL LedgerStore passes the port's contract unchanged, against a real server, and the
+ * ledger's retention applies to it (a database of its own); two stores on one database (two
+ * instances) write into one ledger, so a subscription's records stay whole when its lease moves from
+ * one instance to the other.
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { PostgresLedgerStore } from '../../src/adapters/postgres/index.ts';
-import { ledgerStoreContract } from '../../src/ledger/contract.ts';
+import { ledgerRetentionCases, ledgerStoreContract } from '../../src/ledger/contract.ts';
 import type { CommitRecordAt } from '../../src/ledger/port.ts';
 import { startPostgres, type TestPostgres } from '../helpers/postgres.ts';
 
 const db = await startPostgres();
 const db2 = 'skipped' in db ? db : await startPostgres();
+const db3 = 'skipped' in db ? db : await startPostgres();
 
-if ('skipped' in db || 'skipped' in db2) {
+if ('skipped' in db || 'skipped' in db2 || 'skipped' in db3) {
   it('LedgerStore: postgres', { skip: 'skipped' in db ? db.skipped : 'no server' }, () => {});
 } else {
   const server = db as TestPostgres;
@@ -21,6 +23,12 @@ if ('skipped' in db || 'skipped' in db2) {
     store: await PostgresLedgerStore.open(server.url),
     reopen: () => PostgresLedgerStore.open(server.url),
     cleanup: () => server.stop(),
+  }));
+
+  const pruned = db3 as TestPostgres;
+  ledgerRetentionCases('postgres', async () => ({
+    store: await PostgresLedgerStore.open(pruned.url),
+    cleanup: () => pruned.stop(),
   }));
 
   const shared = db2 as TestPostgres;

@@ -114,6 +114,18 @@ export class PostgresLedgerStore implements LedgerStore {
     }
   }
 
+  async nthNewestTime(n: number): Promise<number | undefined> {
+    if (n < 1) return undefined;
+    // No b-tree on t (see the migration): a top-n sort of one scan, once per ledger retention run.
+    const rows = await query<{ t: number }>(
+      this.pool,
+      'reading the ledger size',
+      'SELECT t FROM cds_ledger ORDER BY t DESC OFFSET $1 LIMIT 1',
+      [n - 1],
+    );
+    return rows[0]?.t;
+  }
+
   close(): Promise<void> {
     this.#closing ??= this.pool.end().catch(() => {});
     return this.#closing;
