@@ -457,6 +457,35 @@ export function stateStoreContract(
       assert.equal((await store.decisions.revisions([`t0-${u}`, `t1-${u}`])).size, 0);
     });
 
+    test('decisions: a trimmed decision published again is indexed anew, at its new position', async () => {
+      const u = uid();
+      const p = uniquePartition();
+      const t = timeBase();
+      const first = entry({ decisionId: `again-${u}`, revision: 1, partition: p, offset: 0, receivedAt: t });
+      await store.decisions.add([first], { [p]: 1 });
+      await store.decisions.trim(p, 1);
+      assert.equal(await store.decisions.get(`again-${u}`), undefined);
+      // Retention removed it, so idempotency no longer holds it: the same revision is stored anew.
+      const again = { ...first, offset: 1, receivedAt: t + 5 };
+      await store.decisions.add([again], { [p]: 2 });
+      assert.deepEqual(await store.decisions.get(`again-${u}`), again);
+      assert.deepEqual(await store.decisions.get(`again-${u}`, 1), again);
+      assert.deepEqual((await store.decisions.revisions([`again-${u}`])).get(`again-${u}`), [
+        { revision: 1, partition: p, offset: 1 },
+      ]);
+      for (const latestOnly of [true, false]) {
+        const page = await store.decisions.query(
+          { fromTime: t, toTime: t + 10, portfolioId: first.portfolioId, latestOnly },
+          { limit: 10, order: 'asc' },
+        );
+        assert.deepEqual(
+          page.entries.filter((e) => e.decisionId === `again-${u}`),
+          [again],
+          `latestOnly ${latestOnly}`,
+        );
+      }
+    });
+
     test('meta: get, set and overwrite', async () => {
       const k = `k-${uid()}`;
       assert.equal(await store.meta.get(k), undefined);

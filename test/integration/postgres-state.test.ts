@@ -1,12 +1,14 @@
 /**
  * The PostgreSQL StateStore against a real server (test/helpers/postgres.ts): the StateStore contract
  * unchanged, then what only a shared database has: migrations under concurrency, schema-version and
- * edited-migration refusal, connection errors, and one audit chain from two store instances.
+ * edited-migration refusal, connection errors, one audit chain from two store instances, and the
+ * decision index's trim in bounded transactions.
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import pg from 'pg';
 import { PostgresStateStore, loadMigrations } from '../../src/adapters/postgres/index.ts';
+import { TRIM_BATCH } from '../../src/adapters/postgres/decision-index.ts';
 import { findChainBreak, type AuditRecord } from '../../src/domain/audit.ts';
 import { topicMatches } from '../../src/domain/topics.ts';
 import { topicPatternRegex } from '../../src/adapters/postgres/topic-regex.ts';
@@ -384,6 +386,56 @@ if (skip !== undefined) {
         assert.equal(await store.meta.get('k'), 'v', 'the pool recovers with a new connection');
       } finally {
         await store.close();
+      }
+    });
+
+    it('trim deletes in batches of TRIM_BATCH rows, each in a transaction of its own, and keeps the rest', async () => {
+      const fresh = await freshDb();
+      const store = await PostgresStateStore.open(fresh.url);
+      try {
+        const n = 2 * TRIM_BATCH + 500;
+        const entries = Array.from({ length: n + 100 }, (_, o) => ({
+          decisionId: `trim-${o}`,
+          revision: 1,
+          partition: 3,
+          offset: o,
+          receivedAt: 1_700_000_000_000 + o,
+          portfolioId: 'pf',
+          strategyId: 'st',
+          symbol: 'S',
+          assetClass: 'fx',
+          type: 'trade',
+          verdict: 'approved',
+          priority: 1,
+          topics: ['decisions.fx.pf'],
+        }));
+        await store.decisions.add(entries, { 3: n + 100 });
+        // Each DELETE statement notes its transaction.
+        await sql(
+          fresh.url,
+          `CREATE TABLE trim_log (tx bigint, n integer);
+           CREATE FUNCTION trim_note() RETURNS trigger LANGUAGE plpgsql AS $$
+           BEGIN INSERT INTO trim_log SELECT txid_current(), count(*) FROM gone; RETURN NULL; END $$;
+           CREATE TRIGGER trim_note AFTER DELETE ON cds_decisions REFERENCING OLD TABLE AS gone
+             FOR EACH STATEMENT EXECUTE FUNCTION trim_note();`,
+        );
+        await store.decisions.trim(3, n);
+        const log = await sql<{ tx: string; n: number }>(fresh.url, 'SELECT tx, n FROM trim_log');
+        assert.deepEqual(
+          log.map((r) => r.n),
+          [TRIM_BATCH, TRIM_BATCH, 500],
+        );
+        assert.equal(new Set(log.map((r) => r.tx)).size, 3, 'three transactions');
+        const [left] = await sql<{ n: number; lo: number }>(
+          fresh.url,
+          'SELECT count(*)::integer AS n, min("offset")::integer AS lo FROM cds_decisions',
+        );
+        assert.deepEqual(left, { n: 100, lo: n });
+        assert.equal(await store.decisions.get('trim-0'), undefined);
+        assert.equal((await store.decisions.get(`trim-${n}`))?.offset, n);
+      } finally {
+        await store.close();
+        await fresh.stop();
       }
     });
   });

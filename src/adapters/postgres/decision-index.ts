@@ -80,6 +80,9 @@ const ADD_SQL = `WITH ins AS (
 )
 SELECT (SELECT count(*) FROM ins) AS inserted, (SELECT count(*) FROM cp) AS checkpoints`;
 
+/** Rows `trim` deletes per statement (and transaction). */
+export const TRIM_BATCH = 10_000;
+
 /** DecisionIndex over `cds_decisions` and `cds_decision_checkpoints`. */
 export class PostgresDecisionIndex implements DecisionIndex {
   constructor(private readonly pool: pg.Pool) {}
@@ -186,11 +189,18 @@ export class PostgresDecisionIndex implements DecisionIndex {
   }
 
   async trim(partition: number, beforeOffset: number): Promise<void> {
-    await this.run(
-      'forgetting trimmed decisions',
-      'DELETE FROM cds_decisions WHERE partition = $1 AND "offset" < $2',
-      [partition, beforeOffset],
-    );
+    // TRIM_BATCH rows per statement, each its own transaction: a trim of millions of rows never holds
+    // one long transaction (locks, WAL, a vacuum horizon held back), and publishes go on between.
+    // The BRIN index on (partition, offset) (migration 0008) finds them without a b-tree to maintain.
+    for (;;) {
+      const { rowCount } = await this.run(
+        'forgetting trimmed decisions',
+        `DELETE FROM cds_decisions WHERE ctid = ANY (ARRAY(
+           SELECT ctid FROM cds_decisions WHERE partition = $1 AND "offset" < $2 LIMIT ${TRIM_BATCH}))`,
+        [partition, beforeOffset],
+      );
+      if ((rowCount ?? 0) < TRIM_BATCH) return;
+    }
   }
 
   private async run<R extends pg.QueryResultRow>(

@@ -21,6 +21,7 @@ import type { CommitInfo } from './index-store.ts';
 import type { IndexWriterClient } from './index-writer-client.ts';
 import {
   DICT_FIELDS,
+  FLOOR_PREFIX as FLOOR,
   TOPICS_FIELD,
   TOPIC_SEP,
   toColumns,
@@ -33,8 +34,6 @@ import { AT, RowReader, ZONE_STRIDE, ZoneMap } from './rows.ts';
 const TOPIC_CACHE = 256;
 
 const TOP = Number.MAX_SAFE_INTEGER;
-/** Meta key prefix of the per-partition floors (`decisions.floor.<partition>` -> offset). */
-const FLOOR = 'decisions.floor.';
 /** Scans a query goes on with while its pages hold forgotten rows only. */
 const TRIMMED_PAGES = 50;
 

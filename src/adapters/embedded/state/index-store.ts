@@ -19,10 +19,12 @@ import {
 import { FLUSH_ROWS, IdIndex, IdRun, mergeEntries, runPath, writeRun } from './id-index.ts';
 import {
   DICT_FIELDS,
+  FLOOR_PREFIX,
   INDEX_LAYOUT,
   OLD_DBS,
   NO_CODE,
   hasRevision,
+  liveRefs,
   type EntryColumns,
   type StateDbs,
 } from './layout.ts';
@@ -134,6 +136,15 @@ export class IndexStore {
     for (const { key, value } of decisionZones.getRange()) this.zones.set(key, value);
   }
 
+  /** The floors of the index as last committed by the main thread (read only when a revision is met again). */
+  private floors(): Map<number, number> {
+    this.dbs.env.resetReadTxn();
+    const out = new Map<number, number>();
+    for (const { key, value } of this.dbs.meta.getRange({ start: FLOOR_PREFIX, end: `${FLOOR_PREFIX}~` }))
+      out.set(Number(key.slice(FLOOR_PREFIX.length)), Number(value));
+    return out;
+  }
+
   /**
    * Writes a group of batches and the checkpoint durably; an entry whose decisionId and revision
    * are already indexed is skipped.
@@ -168,6 +179,8 @@ export class IndexStore {
     let nextNew = 0;
     let added = 0;
     let newDecisions = 0;
+    let floors: Map<number, number> | undefined;
+    const floor = (p: number): number => (floors ??= this.floors()).get(p) ?? 0;
     try {
       for (let i = 0; i < c.n; i++) {
         const j = i * 5;
@@ -177,10 +190,13 @@ export class IndexStore {
         const partition = nums[j + 1] as number;
         const offset = nums[j + 2] as number;
         const row = firstRow + added;
-        const refs = this.ids.lookup(id);
+        let refs = this.ids.lookup(id);
+        // A revision retention made the index forget (below its partition's floor) is indexed
+        // anew when published again: only refs still held deduplicate or are superseded.
+        if (refs !== undefined && hasRevision(refs, rev)) refs = liveRefs(refs, floor);
         let flags = 0;
         if (refs === undefined) newDecisions++;
-        else {
+        else if (refs.length > 0) {
           if (hasRevision(refs, rev)) {
             // Skipped: its values sent as strings are still consumed, in order.
             for (let f = 0; f < DICT_FIELDS.length; f++) if (codes[k + f] === NO_CODE) nextNew++;

@@ -156,6 +156,21 @@ export function hasRevision(refs: readonly number[], revision: number): boolean 
   return false;
 }
 
+/**
+ * Meta key prefix of the per-partition floors of the decision index (`decisions.floor.<partition>`
+ * -> offset): entries below a floor are forgotten (retention trimmed the log there, ADR 0017). The
+ * main thread writes them; the writer reads them to index a forgotten decision published again.
+ */
+export const FLOOR_PREFIX = 'decisions.floor.';
+
+/** The refs of a flat ref list (revision, partition, offset, row) that lie at or above their partition's floor. */
+export function liveRefs(refs: readonly number[], floor: (partition: number) => number): number[] {
+  const out: number[] = [];
+  for (let i = 0; i < refs.length; i += 4)
+    if ((refs[i + 2] as number) >= floor(refs[i + 1] as number)) out.push(...refs.slice(i, i + 4));
+  return out;
+}
+
 /** A new flat ref list with one more ref, kept ascending by revision (entries may arrive out of revision order on re-index). */
 export function insertRef(refs: readonly number[], rev: number, p: number, o: number, row: number): number[] {
   let at = refs.length;
