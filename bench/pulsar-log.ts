@@ -12,7 +12,7 @@ import * as hdr from 'hdr-histogram-js';
 import { launchPulsar } from '../scripts/pulsar/launcher.ts';
 import { PulsarLog } from '../src/adapters/pulsar/index.ts';
 import type { AppendRecord } from '../src/log/port.ts';
-import { runPulsarTool } from '../test/helpers/pulsar.ts';
+import { pulsarPerf, type PerfFigures } from './lib/pulsar-perf.ts';
 
 const arg = (name: string, d: string): string =>
   process.argv.find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3) ?? d;
@@ -81,49 +81,12 @@ async function main(): Promise<void> {
     console.error(`[bench] adapter: ${JSON.stringify(adapter)}`);
 
     // Pulsar's own producer benchmark, same broker, same message size, same partitions, unlimited rate.
-    let perf: Record<string, unknown> = { skipped: 'no broker service URL' };
+    let perf: PerfFigures | { skipped: string } = { skipped: 'no broker service URL' };
     if (brokerUrl !== '') {
-      const out = await runPulsarTool(
+      perf = await pulsarPerf(
         { webServiceUrl: url, brokerServiceUrl: brokerUrl },
-        'org.apache.pulsar.testclient.PulsarPerfTestTool',
-        [
-          'produce',
-          '-u',
-          brokerUrl,
-          '-s',
-          String(size),
-          '-r',
-          '1000000',
-          '-time',
-          String(seconds),
-          '-np',
-          String(partitions),
-          '-b',
-          '1',
-          '-bm',
-          '1000',
-          `persistent://${tenant}/bench/perf`,
-        ],
-        { timeoutMs: (seconds + 120) * 1000, memory: ['-Xms256m', '-Xmx1g'] },
+        { mode: 'produce', topic: `persistent://${tenant}/bench/perf`, partitions, seconds, size },
       );
-      const text = out.stdout + out.stderr + out.log;
-      const m = /Aggregated throughput stats --- (\d+) records sent --- ([\d.,]+) msg\/s/.exec(text);
-      const lat =
-        /Aggregated latency stats --- Latency: mean: +([\d.]+) ms - med: +([\d.]+) - 95pct: +([\d.]+) - 99pct: +([\d.]+)/.exec(
-          text,
-        );
-      perf =
-        m === null
-          ? { failed: text.slice(-1500) }
-          : {
-              // pulsar-perf's own figure divides by its whole run, connection set-up included.
-              messagesPerSecond: Math.round(Number(m[2]!.replace(/,/g, ''))),
-              messagesPerTestSecond: Math.round(Number(m[1]) / seconds),
-              messages: Number(m[1]),
-              ...(lat === null
-                ? {}
-                : { latencyMs: { p50: Number(lat[2]), p95: Number(lat[3]), p99: Number(lat[4]) } }),
-            };
       console.error(`[bench] pulsar-perf produce: ${JSON.stringify(perf)}`);
     }
     console.log(

@@ -29,13 +29,21 @@ import {
 } from './lib/result.ts';
 import { runSvg, sequenceSvg } from './lib/svg.ts';
 import type { BenchOptions, Workload } from './lib/workload.ts';
+import { cluster } from './workloads/cluster.ts';
 import { fanout } from './workloads/fanout.ts';
 import { ingest } from './workloads/ingest.ts';
 import { latency } from './workloads/latency.ts';
 import { replay } from './workloads/replay.ts';
 import { subscribers } from './workloads/subscribers.ts';
 
-const WORKLOADS: Readonly<Record<string, Workload>> = { ingest, fanout, subscribers, latency, replay };
+const WORKLOADS: Readonly<Record<string, Workload>> = {
+  ingest,
+  fanout,
+  subscribers,
+  latency,
+  replay,
+  cluster,
+};
 
 /** The service's own limits must not be what a benchmark measures. */
 const SERVICE_ENV = { CDS_RATE_REQUESTS_PER_SECOND: '1000000', CDS_RATE_DECISIONS_PER_SECOND: '1000000000' };
@@ -68,14 +76,14 @@ async function runOnce(
   let server: ServerHandle | undefined;
   let grpcAddress = args.grpc;
   const env: Record<string, string> = { ...SERVICE_ENV, ...args.env };
-  if (args.url === undefined) {
+  if (args.url === undefined && workload.startsServices !== true) {
     const port = env['CDS_GRPC_PORT'] ?? String(await freePort());
     env['CDS_GRPC_PORT'] = port;
     grpcAddress = `127.0.0.1:${port}`;
     server = await startServer({ env });
   }
-  const url = args.url ?? server!.url;
-  const key = args.key ?? server!.adminKey;
+  const url = args.url ?? server?.url ?? '';
+  const key = args.key ?? server?.adminKey ?? '';
   const meter = new ProcessMeter();
   if (server !== undefined) meter.track('service', server.pid);
   const runDir = mkdtempSync(join(tmpdir(), 'cds-bench-run-'));
@@ -89,6 +97,7 @@ async function runOnce(
       ownService: server !== undefined,
       meter,
       runDir,
+      serviceEnv: env,
     });
     meter.end();
     meter.sample();
@@ -106,9 +115,11 @@ async function runOnce(
       config: {
         ...opts,
         service:
-          args.url === undefined
-            ? { started: true, env }
-            : { started: false, url: args.url, grpc: args.grpc ?? null },
+          workload.startsServices === true
+            ? { started: 'by the workload', env }
+            : args.url === undefined
+              ? { started: true, env }
+              : { started: false, url: args.url, grpc: args.grpc ?? null },
         latencyFrom: 'intended send time of the open-loop schedule (coordinated omission corrected)',
         sustainedRule: SUSTAINED_RULE,
       },

@@ -29,6 +29,11 @@ workloads:
   subscribers  the fanout profile at --rate (default 50,000/s) with 1, 100, 1,000, 2,000 subscribers
   latency      the fanout profile at 10,000, 50,000 and 100,000 decisions/s
   replay       publish --count decisions, then --subscribers replay them from earliest
+  cluster      the fanout profile on --instances \`cds serve\` in cluster mode on Pulsar standalone
+               and PostgreSQL (default 500/s for 20 s, 20 subscribers, 2 instances), then
+               pulsar-perf produce and consume on the same namespace and partitions
+               (PULSAR_TEST_WEB_SERVICE_URL/PULSAR_TEST_BROKER_SERVICE_URL, CDS_TEST_POSTGRES_URL:
+               use running servers)
 options (defaults per workload):
   --rate N                offered decisions/s
   --duration S            measured seconds
@@ -39,6 +44,8 @@ options (defaults per workload):
   --rates A,B,...         latency: the rates of the sequence
   --ladder A,B,...        subscribers: the subscriber counts of the sequence
   --count N               replay: decisions published before the replay
+  --instances N           cluster: \`cds serve\` processes (default 2)
+  --partitions N          cluster: partitions of the Pulsar topic (default 4)
   --subscriber-processes N  processes the subscribers run in (default 4)
   --grpc-share F          share of subscribers on gRPC Sessions, the rest WebSocket (profile: 0.5)
   --generators N          generator processes sharing the open-loop schedule (default 1)
@@ -130,6 +137,12 @@ export function parseArgs(argv: readonly string[]): CliArgs {
       case '--count':
         overrides['count'] = Math.round(num(flag, value()));
         break;
+      case '--instances':
+        overrides['instances'] = Math.round(num(flag, value()));
+        break;
+      case '--partitions':
+        overrides['partitions'] = Math.round(num(flag, value()));
+        break;
       case '--rates':
         overrides['rates'] = list(flag, value());
         break;
@@ -174,6 +187,8 @@ export function parseArgs(argv: readonly string[]): CliArgs {
     }
   }
   if (url !== undefined && key === undefined) throw new Error('--url needs --key');
+  if (url !== undefined && workload === 'cluster')
+    throw new Error('cluster starts its own instances: no --url (running Pulsar and PostgreSQL: see --help)');
   if (
     url !== undefined &&
     grpc === undefined &&

@@ -13,7 +13,10 @@ import { buildTemplates, DEFAULT_PROFILE, loadProfile, matchTable, planSubscribe
 import type { SubscriberStats } from './subscriber.ts';
 import { achievedRateOf, runGenerators, type RunContext, type WorkloadOutcome } from './workload.ts';
 
-/** The subscriber processes of a run: `plans` on the run's service, metered as the run's processes. */
+/**
+ * The subscriber processes of a run: `plans` on the run's service (process p on instance p mod n of
+ * several), metered as the run's processes.
+ */
 export function fleetOf(
   ctx: RunContext,
   idPrefix: string,
@@ -29,6 +32,7 @@ export function fleetOf(
     credits,
     plans,
     processes: ctx.opts.subscriberProcesses,
+    ...(ctx.instances === undefined ? {} : { instances: ctx.instances }),
     onProcess: (name, pid) => ctx.meter.track(name, pid),
   });
 }

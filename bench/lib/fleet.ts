@@ -79,6 +79,8 @@ export interface FleetOptions extends Omit<SubscriberProcessConfig, 'subscribers
   readonly plans: readonly SubscriberPlan[];
   /** Subscriber processes (at most one per subscriber). */
   readonly processes: number;
+  /** Instances of a service in cluster mode: process p connects first to instance p mod n. */
+  readonly instances?: readonly { readonly url: string; readonly grpcAddress: string }[];
   /** Called with each process's name and pid as it starts (CPU and memory are read from /proc). */
   readonly onProcess: (name: string, pid: number) => void;
 }
@@ -127,11 +129,12 @@ export class SubscriberFleet {
       child.on('exit', (code, signal) => {
         if (!done) failed(new Error(`${name} exited (code ${code}, signal ${signal})`));
       });
-      const { plans: _p, processes: _n, onProcess: _o, ...common } = opts;
+      const { plans: _p, processes: _n, onProcess: _o, instances, ...common } = opts;
       const command: SubscriberProcessCommand = {
         type: 'start',
         config: {
           ...common,
+          ...(instances === undefined || instances.length === 0 ? {} : instances[p % instances.length]),
           subscribers: opts.plans
             .filter((s) => s.index % k === p)
             .map((s) => ({ index: s.index, name: s.name, transport: s.transport })),

@@ -3,7 +3,7 @@
  * runs as a child of the harness; the generator reports its own figures with process.cpuUsage().
  */
 import { execFileSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 
 let ticksPerSecond: number | undefined;
 
@@ -34,6 +34,49 @@ export function cpuTimes(pid: number): CpuTimes | undefined {
   } catch {
     return undefined;
   }
+}
+
+/**
+ * CPU seconds of a process and its descendants: the live ones' own times plus the root's waited-for
+ * children's (cutime, cstime: fields 16 and 17), so that short-lived children (PostgreSQL backends)
+ * that exited are counted too. Undefined when the root is gone.
+ */
+export function treeCpuTimes(root: number): CpuTimes | undefined {
+  const parent = new Map<number, number>();
+  for (const e of readdirSync('/proc')) {
+    if (!/^\d+$/.test(e)) continue;
+    try {
+      const stat = readFileSync(`/proc/${e}/stat`, 'utf8');
+      parent.set(Number(e), Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]));
+    } catch {
+      // gone meanwhile
+    }
+  }
+  let rootStat: string;
+  try {
+    rootStat = readFileSync(`/proc/${root}/stat`, 'utf8');
+  } catch {
+    return undefined;
+  }
+  const rest = rootStat.slice(rootStat.lastIndexOf(')') + 2).split(' ');
+  const hz = clockTicks();
+  let userS = Number(rest[13]) / hz;
+  let systemS = Number(rest[14]) / hz;
+  const inTree = (pid: number): boolean => {
+    for (let p: number | undefined = pid, hops = 0; p !== undefined && p > 1 && hops < 64; hops++) {
+      if (p === root) return true;
+      p = parent.get(p);
+    }
+    return false;
+  };
+  for (const pid of parent.keys()) {
+    if (!inTree(pid)) continue;
+    const c = cpuTimes(pid);
+    if (c === undefined) continue;
+    userS += c.userS;
+    systemS += c.systemS;
+  }
+  return { userS, systemS };
 }
 
 /** Resident set size now and its peak (VmRSS, VmHWM), in MB. */
@@ -71,6 +114,8 @@ export function cpuBetween(a: CpuTimes, b: CpuTimes, wallS: number): CpuUse {
  */
 export class ProcessMeter {
   readonly #pids = new Map<string, number>();
+  /** Names followed with their descendants ({@link treeCpuTimes}). */
+  readonly #trees = new Set<string>();
   readonly #first = new Map<string, CpuTimes>();
   readonly #last = new Map<string, CpuTimes>();
   readonly #peak = new Map<string, number>();
@@ -83,13 +128,22 @@ export class ProcessMeter {
     this.#timer.unref();
   }
 
-  /** Follows process `pid` under `name` (for example `subscribers-2`). */
-  track(name: string, pid: number): void {
+  /**
+   * Follows process `pid` under `name` (for example `subscribers-2`); with `tree`, its CPU includes
+   * its descendants' (a PostgreSQL server's backends); its memory is the process's own.
+   */
+  track(name: string, pid: number, opts: { tree?: boolean } = {}): void {
     this.#pids.set(name, pid);
+    if (opts.tree === true) this.#trees.add(name);
+    else this.#trees.delete(name);
     if (this.#t0 !== 0 && this.#t1 === 0) {
-      const c = cpuTimes(pid);
+      const c = this.#cpuOf(name, pid);
       if (c !== undefined) this.#first.set(name, c);
     }
+  }
+
+  #cpuOf(name: string, pid: number): CpuTimes | undefined {
+    return this.#trees.has(name) ? treeCpuTimes(pid) : cpuTimes(pid);
   }
 
   /** Reads peak RSS of every followed process now (call it before stopping one). */
@@ -109,7 +163,7 @@ export class ProcessMeter {
     this.#first.clear();
     this.#last.clear();
     for (const [name, pid] of this.#pids) {
-      const c = cpuTimes(pid);
+      const c = this.#cpuOf(name, pid);
       if (c !== undefined) this.#first.set(name, c);
     }
   }
@@ -120,7 +174,7 @@ export class ProcessMeter {
     this.#t1 = performance.now();
     this.sample();
     for (const [name, pid] of this.#pids) {
-      const c = cpuTimes(pid);
+      const c = this.#cpuOf(name, pid);
       if (c !== undefined) this.#last.set(name, c);
     }
   }

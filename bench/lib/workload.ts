@@ -46,6 +46,16 @@ export interface BenchOptions {
   /** latency: the rates of the sequence; subscribers: the ladder. */
   readonly rates: readonly number[];
   readonly ladder: readonly number[];
+  /** cluster: `cds serve` instances, and partitions of the Pulsar topic. */
+  readonly instances: number;
+  readonly partitions: number;
+}
+
+/** Where clients reach one instance of the service. */
+export interface ServiceAddress {
+  readonly url: string;
+  /** host:port of its gRPC listener. */
+  readonly grpcAddress: string;
 }
 
 /** The service under test and the instruments of the run. */
@@ -63,6 +73,13 @@ export interface RunContext {
   readonly meter: ProcessMeter;
   /** A directory for the run's files (receipts), removed afterwards. */
   readonly runDir: string;
+  /** Environment for services the workload starts itself ({@link Workload.startsServices}). */
+  readonly serviceEnv: Readonly<Record<string, string>>;
+  /**
+   * Several instances of one service (cluster mode): generator i publishes to instance i mod n and
+   * subscriber process p connects first to instance p mod n. Absent: `url` and `grpcAddress` only.
+   */
+  readonly instances?: readonly ServiceAddress[];
 }
 
 /** Figures every workload gives; the harness adds CPU, memory, machine and commit. */
@@ -97,6 +114,8 @@ export interface WorkloadOutcome {
     readonly ackedPerSecond: readonly number[];
     readonly deliveredPerSecond: readonly number[] | null;
   };
+  /** Pulsar's own benchmark on the same broker, beside the service's figures (the cluster workload). */
+  readonly pulsarPerf?: Readonly<Record<string, unknown>>;
   /** Anything else the workload wants kept in the result. */
   readonly details: Readonly<Record<string, unknown>>;
 }
@@ -106,6 +125,8 @@ export interface Workload {
   readonly name: string;
   readonly description: string;
   readonly defaults: BenchOptions;
+  /** The workload starts (and stops) the services it measures; the harness starts none. */
+  readonly startsServices?: boolean;
   /** A sequence workload: the runs it makes, each with a label used in file names. */
   steps?(opts: BenchOptions): { readonly label: string; readonly opts: BenchOptions }[];
   run(ctx: RunContext): Promise<WorkloadOutcome>;
@@ -131,6 +152,8 @@ export const COMMON_DEFAULTS: BenchOptions = {
   count: 100_000,
   rates: [],
   ladder: [],
+  instances: 1,
+  partitions: 4,
 };
 
 const GENERATOR = fileURLToPath(new URL('./generator.ts', import.meta.url));
@@ -188,7 +211,7 @@ function forkGenerator(
 
 /**
  * Runs `count` generator processes on one open-loop schedule (process i sends requests k with
- * k mod count = i) and merges their reports. The meter's measured period starts when the first
+ * k mod count = i, to `ctx.instances[i mod n]` when there are several) and merges their reports. The meter's measured period starts when the first
  * reaches the end of the warm-up; the workload ends it.
  */
 export async function runGenerators(
@@ -205,7 +228,11 @@ export async function runGenerators(
   const loaded = await Promise.all(
     Array.from({ length: count }, (_, index) =>
       forkGenerator(
-        { ...cfg, shard: { index, count } },
+        {
+          ...cfg,
+          url: ctx.instances?.[index % ctx.instances.length]?.url ?? cfg.url,
+          shard: { index, count },
+        },
         count === 1 ? 'generator' : `generator-${index + 1}`,
         ctx,
         onMeasuring,
