@@ -5,6 +5,7 @@ import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import { PulsarLog, WsPulsarClient, topicName } from '../../src/adapters/pulsar/index.ts';
+import { readLastCheckpoint, toChunks } from '../../src/adapters/pulsar/checkpoint.ts';
 import { partitionOfKey } from '../../src/adapters/pulsar/hash.ts';
 import { eventLogContract } from '../../src/log/contract.ts';
 import { assertRecord, readRange, recordOf } from '../../src/log/contract-helpers.ts';
@@ -93,6 +94,85 @@ describe('PulsarLog beyond the contract', { timeout: 240_000 }, () => {
     } finally {
       await a.close();
       await b.close();
+    }
+  });
+
+  it('opening reads the commit topic from the last checkpoint, and has exactly the same log', async () => {
+    const opts = {
+      url: broker().webServiceUrl,
+      tenant,
+      namespace: 'extra',
+      topic: 'checkpointed',
+      partitions: 3,
+      checkpointEvery: 10,
+      checkpointChunkRuns: 3, // several chunks per checkpoint
+    };
+    const a = await PulsarLog.open(opts);
+    const client = new WsPulsarClient(broker().webServiceUrl);
+    const opened: PulsarLog[] = [];
+    const same = async (log: PulsarLog) => {
+      assert.equal(log.epoch, a.epoch);
+      assert.deepEqual(log.extents(), a.extents());
+      for (const e of a.extents()) {
+        const want = await readRange(a, e.partition, e.first, e.next);
+        const got = await readRange(log, e.partition, e.first, e.next);
+        assert.equal(got.length, e.next - e.first);
+        assert.deepEqual(
+          got.map((r) => [r.offset, r.key, Buffer.from(r.payload).toString('hex')]),
+          want.map((r) => [r.offset, r.key, Buffer.from(r.payload).toString('hex')]),
+        );
+      }
+    };
+    try {
+      for (let g = 0; g < 45; g++) {
+        await a.append(
+          Array.from({ length: 1 + (g % 3) }, (_, i) => recordOf(`k${(g + i) % 7}`, `g${g}-${i}`)),
+        );
+        if (g === 15) await a.trim(a.partitionOf('k1'), 2);
+      }
+      await a.whenCheckpointed(); // the 4th checkpoint, after commit 40
+      const last = await client.admin.lastMessageId(a.topics.checkpoints);
+      assert.ok(last !== undefined, 'checkpoints were written');
+      const b = await PulsarLog.open(opts);
+      opened.push(b);
+      // From the start it is 45 commits, a trim and up to 4 checkpointed records; from the checkpoint
+      // of commit 40 it is the 5 commits after it and the checkpointed records written after it (of
+      // that checkpoint, and of the previous one when it was slower than 10 appends).
+      assert.ok(b.opened.checkpoint !== undefined, 'opened from a checkpoint');
+      assert.ok(b.opened.commitRecordsRead <= 7, `read ${b.opened.commitRecordsRead} commit records`);
+      await same(b);
+      console.log(`[checkpoint] opened from a checkpoint: ${b.opened.commitRecordsRead} commit records read`);
+      // The commit topic is kept from the previous complete checkpoint (of commit 30) only: cds-trim's
+      // backlog there is the 15 commits since and a few checkpointed records, not all 45 and the trim.
+      const stats = (await (
+        await fetch(
+          `${broker().webServiceUrl}/admin/v2/persistent/${tenant}/extra/checkpointed.commits/stats`,
+        )
+      ).json()) as { subscriptions: Record<string, { msgBacklog: number }> };
+      const backlog = stats.subscriptions['cds-trim']?.msgBacklog ?? -1;
+      assert.ok(backlog >= 15 && backlog <= 20, `cds-trim backlog on the commit topic: ${backlog}`);
+      // The log opened from a checkpoint keeps numbering with everyone (and skips repeated commits).
+      const [x] = await b.append([recordOf('k3', 'from-b')]);
+      await a.waitFor(x!.partition, x!.offset);
+      assertRecord(await a.readOne(x!.partition, x!.offset), recordOf('k3', 'from-b'), x!);
+      // A writer that died half-way through a checkpoint: the topic ends with an incomplete one,
+      // whose `prev` names the last complete one; opening uses that.
+      const cp = await readLastCheckpoint(client, a.topics.checkpoints);
+      assert.ok(cp !== undefined);
+      const producer = client.producer(a.topics.checkpoints, { batching: false });
+      await producer.whenConnected();
+      const torn = { ...toChunks({ ...cp.state, parts: [] }, 'torn', cp.start, 1)[0]!, n: 2 };
+      await producer.send({ payload: Buffer.from(JSON.stringify(torn)) });
+      await producer.close();
+      const c = await PulsarLog.open(opts);
+      opened.push(c);
+      assert.deepEqual(c.opened.checkpoint, cp.state.upTo);
+      await c.waitFor(x!.partition, x!.offset);
+      await same(c);
+    } finally {
+      for (const log of opened) await log.close();
+      await client.close();
+      await a.close();
     }
   });
 

@@ -7,7 +7,8 @@
  *   cds's own `cds.*` properties (`cds.ts`, `cds.batch`, `cds.synth`);
  * - **log records** on the commit topic `<topic>.commits` (JSON payloads): `genesis` (epoch and
  *   partition count), `commit` (the decision messages of one batch that are now part of the log, in
- *   order, per partition), `trim` (a partition's new first offset).
+ *   order, per partition), `trim` (a partition's new first offset), `checkpointed` (a checkpoint of
+ *   all of that is complete on `<topic>.checkpoints`, see checkpoint.ts).
  */
 import { CdsError } from '../../errors/index.ts';
 import type { AppendRecord } from '../../log/port.ts';
@@ -130,30 +131,50 @@ export type LogEntry =
       readonly batch: string;
       readonly parts: readonly CommitPart[];
     }
-  | { readonly type: 'trim'; readonly v: number; readonly p: number; readonly first: number };
+  | { readonly type: 'trim'; readonly v: number; readonly p: number; readonly first: number }
+  | {
+      /** A checkpoint (checkpoint.ts) is complete on the checkpoint topic: where it starts, what it covers. */
+      readonly type: 'checkpointed';
+      readonly v: number;
+      /** Message id [ledger, entry] of the checkpoint's first chunk on `<topic>.checkpoints`. */
+      readonly start: readonly [number, number];
+      /** Message id [ledger, entry] of the last commit-topic record the checkpoint includes. */
+      readonly upTo: readonly [number, number];
+    };
 
 /** Encodes a commit-topic record (JSON). */
 export function encodeEntry(e: LogEntry): Uint8Array {
   return Buffer.from(JSON.stringify(e), 'utf8');
 }
 
-/** Decodes a commit-topic record; undefined for anything this version does not know (skipped). */
-export function decodeEntry(payload: Uint8Array): LogEntry | undefined {
+/** The JSON object of a commit- or checkpoint-topic payload; undefined when it is not one. */
+export function jsonObject(payload: Uint8Array): Record<string, unknown> | undefined {
   let v: unknown;
   try {
     v = JSON.parse(Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength).toString('utf8'));
   } catch {
     return undefined;
   }
-  if (v === null || typeof v !== 'object') return undefined;
-  const e = v as Record<string, unknown>;
+  return v === null || typeof v !== 'object' ? undefined : (v as Record<string, unknown>);
+}
+
+/** Decodes a commit-topic record; undefined for anything this version does not know (skipped). */
+export function decodeEntry(payload: Uint8Array): LogEntry | undefined {
+  const e = jsonObject(payload);
+  if (e === undefined) return undefined;
   if (e.type === 'genesis' && typeof e.epoch === 'string' && Number.isInteger(e.partitions))
     return e as unknown as LogEntry;
   if (e.type === 'commit' && typeof e.batch === 'string' && Array.isArray(e.parts))
     return e as unknown as LogEntry;
   if (e.type === 'trim' && Number.isInteger(e.p) && Number.isInteger(e.first))
     return e as unknown as LogEntry;
+  if (e.type === 'checkpointed' && isIdPair(e.start) && isIdPair(e.upTo)) return e as unknown as LogEntry;
   return undefined;
+}
+
+/** Whether a value is a message id as [ledgerId, entryId] (commit and checkpoint topics are unbatched). */
+export function isIdPair(v: unknown): v is [number, number] {
+  return Array.isArray(v) && v.length === 2 && Number.isInteger(v[0]) && Number.isInteger(v[1]);
 }
 
 /** Packs message ids (in log order) with their sizes into runs. */

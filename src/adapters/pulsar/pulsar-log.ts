@@ -3,8 +3,10 @@
  *
  *   <topic>            a partitioned topic; each record is one decision message on the partition
  *                      topic `<topic>-partition-N` of its key (format.ts, docs/pulsar-format.md)
- *   <topic>.commits    a non-partitioned topic of log records (genesis, commit, trim) that decides
- *                      which decision messages are in the log and at which offsets
+ *   <topic>.commits    a non-partitioned topic of log records (genesis, commit, trim, checkpointed)
+ *                      that decides which decision messages are in the log and at which offsets
+ *   <topic>.checkpoints  checkpoints: the state after one commit-topic record (checkpoint.ts), so
+ *                      that opening reads the commit topic only after the last one
  *
  * An append sends its decision messages (pipelined, with Pulsar producer batching), and once every
  * one is acknowledged, one commit record listing their message ids. A record is in the log once its
@@ -16,6 +18,8 @@
 import { randomUUID } from 'node:crypto';
 import { CdsError, isCdsError } from '../../errors/index.ts';
 import type { AppendRecord, Appended, EventLog, LogRecord, PartitionExtent } from '../../log/port.ts';
+import { fromPair, idPair, readLastCheckpoint, readUntil, toChunks } from './checkpoint.ts';
+import type { CheckpointState, StoredCheckpoint } from './checkpoint.ts';
 import { PulsarError, topicName } from './client.ts';
 import type { PulsarClient, PulsarProducer, PulsarReader, RetentionPolicy } from './client.ts';
 import {
@@ -61,6 +65,13 @@ export interface PulsarLogOptions {
   readonly maxCommitRecords?: number;
   /** Groups in flight at once (default 2: one committing while the next sends its messages; appends arriving meanwhile coalesce into the next group). */
   readonly maxInFlight?: number;
+  /**
+   * Commit records applied between two checkpoints (default 1,000; 0: never write one). The writer of
+   * the commit that completes an interval writes the checkpoint, so one instance of a cluster does.
+   */
+  readonly checkpointEvery?: number;
+  /** Most runs in one checkpoint message (default 16,000: about 500 KB, under a 1 MiB WebSocket frame). */
+  readonly checkpointChunkRuns?: number;
   /** Longest wait in close() for appends still in flight (default 30 s). */
   readonly closeTimeoutMs?: number;
   /** Background failures (trim cursor moves, reader trouble). */
@@ -137,6 +148,18 @@ export class PulsarLog implements EventLog {
   readonly #opts: PulsarLogOptions;
   readonly #commitTopic: string;
   readonly #commitProducer: PulsarProducer;
+  readonly #checkpointTopic: string;
+  #checkpointProducer: PulsarProducer | undefined;
+  /** Commit records applied since the last checkpoint point (the same count on every reader). */
+  #sinceCheckpoint = 0;
+  /** The last complete checkpoint known here (its first chunk, and the commit record it covers). */
+  #lastCheckpoint: { start: MessageId; upTo: MessageId } | undefined;
+  #checkpointRun: Promise<void> = Promise.resolve();
+  /** What opening read: the checkpoint it started from, and the commit-topic records after it. */
+  #opened: { checkpoint: MessageId | undefined; commitRecordsRead: number } = {
+    checkpoint: undefined,
+    commitRecordsRead: 0,
+  };
   readonly #parts: Partition[];
   readonly #cache: RecordCache;
   readonly #writer = randomUUID().slice(0, 13);
@@ -171,6 +194,7 @@ export class PulsarLog implements EventLog {
     const topic = opts.topic ?? 'decisions';
     this.#commitTopic = topicName(opts.tenant, opts.namespace, `${topic}.commits`);
     this.#commitProducer = client.producer(this.#commitTopic, { batching: false });
+    this.#checkpointTopic = topicName(opts.tenant, opts.namespace, `${topic}.checkpoints`);
     this.#parts = Array.from({ length: partitions }, (_, p) => {
       const t = topicName(opts.tenant, opts.namespace, topic, p);
       return new Partition(p, t, client.producer(t, { batching: true }));
@@ -217,16 +241,23 @@ export class PulsarLog implements EventLog {
     if (partitions < 1)
       throw new CdsError('CONFIG_INVALID', `Pulsar topic ${topic} exists and is not partitioned`);
     const commits = `${topic}.commits`;
+    const checkpoints = `${topic}.checkpoints`;
     await admin.createTopic(commits);
+    await admin.createTopic(checkpoints);
     // Before anything is written: without a subscription, retention alone would decide what stays.
     await admin.createSubscription(topic, TRIM_SUBSCRIPTION, 'earliest');
     await admin.createSubscription(commits, TRIM_SUBSCRIPTION, 'earliest');
+    await admin.createSubscription(checkpoints, TRIM_SUBSCRIPTION, 'earliest');
     return partitions;
   }
 
   async #start(): Promise<void> {
     const last = await this.#client.admin.lastMessageId(this.#commitTopic);
-    this.#commitReader = this.#client.reader(this.#commitTopic, 'earliest');
+    const checkpoint = last === undefined ? undefined : await this.#loadCheckpoint(last);
+    this.#commitReader = this.#client.reader(
+      this.#commitTopic,
+      checkpoint === undefined ? 'earliest' : { after: checkpoint.state.upTo },
+    );
     this.#loops.push(this.#commitLoop(this.#commitReader));
     if (last !== undefined) await this.#reachedCommit(last);
     if (this.#epoch === undefined) {
@@ -262,6 +293,109 @@ export class PulsarLog implements EventLog {
       for (const p of this.#parts) this.#advance(p);
     }, 250);
     this.#timer.unref();
+  }
+
+  /**
+   * Restores the last checkpoint, if there is one, after checking that the commit topic still holds
+   * the record it covers (else the records after it may be gone: the log cannot be opened).
+   */
+  async #loadCheckpoint(last: MessageId): Promise<StoredCheckpoint | undefined> {
+    let cp: StoredCheckpoint | undefined;
+    try {
+      cp = await readLastCheckpoint(this.#client, this.#checkpointTopic);
+    } catch (e) {
+      throw unavailable('cannot read the last checkpoint', e);
+    }
+    if (cp === undefined) return undefined;
+    const { state } = cp;
+    let held = false;
+    try {
+      await readUntil(this.#client, this.#commitTopic, { at: state.upTo }, last, (id) => {
+        held = compareMessageIds(id, state.upTo) === 0;
+        return true;
+      });
+    } catch (e) {
+      throw unavailable('cannot read the commit topic at the last checkpoint', e);
+    }
+    if (!held)
+      throw new CdsError(
+        'DATA_CORRUPT',
+        `Pulsar: ${this.#commitTopic} no longer holds ${state.upTo.ledgerId}:${state.upTo.entryId}, the record the last checkpoint covers; the log cannot be read from it`,
+      );
+    if (state.partitions !== this.partitions)
+      this.#opts.onError?.(
+        new Error(`checkpoint says ${state.partitions} partitions, the topic has ${this.partitions}`),
+      );
+    this.#epoch = state.epoch;
+    for (const [w, seq] of state.applied) this.#applied.set(w, seq);
+    for (const part of state.parts) {
+      const p = this.#parts[part.p];
+      if (p === undefined) continue;
+      p.runs.restart(part.base);
+      for (const run of part.runs) p.runs.add(run);
+      p.first = part.first;
+      p.next = p.runs.end;
+    }
+    this.#commitPos = state.upTo;
+    this.#lastCheckpoint = { start: cp.start, upTo: state.upTo };
+    this.#opened.checkpoint = state.upTo;
+    return cp;
+  }
+
+  /** The state after the commit record `upTo` (taken right after applying it). */
+  #snapshot(upTo: MessageId): CheckpointState {
+    return {
+      epoch: this.#epoch ?? '',
+      partitions: this.partitions,
+      upTo,
+      applied: [...this.#applied],
+      parts: this.#parts.map((p) => ({ p: p.index, first: p.first, ...p.runs.held() })),
+    };
+  }
+
+  /**
+   * Writes a checkpoint, then the `checkpointed` record saying it is complete, then lets Pulsar drop
+   * what only the previous complete checkpoint needed: the commit topic's and the checkpoint topic's
+   * `cds-trim` move to that one (one checkpoint of slack, for a reader opening from it meanwhile). A
+   * crash anywhere in between leaves more, never less: no record, no move.
+   */
+  async #writeCheckpoint(state: CheckpointState): Promise<void> {
+    const prev = this.#lastCheckpoint;
+    const chunks = toChunks(state, randomUUID(), prev?.start, this.#opts.checkpointChunkRuns ?? 16_000);
+    this.#checkpointProducer ??= this.#client.producer(this.#checkpointTopic, { batching: false });
+    const producer = this.#checkpointProducer;
+    await producer.whenConnected(AbortSignal.timeout(10_000));
+    let start: MessageId | undefined;
+    for (const c of chunks) {
+      const chunk = start === undefined ? c : { ...c, start: idPair(start) };
+      const id = await producer.send({
+        payload: Buffer.from(JSON.stringify(chunk), 'utf8'),
+        properties: { 'cds.type': 'checkpoint' },
+      });
+      start ??= id;
+    }
+    await this.#commitProducer.send({
+      payload: encodeEntry({
+        type: 'checkpointed',
+        v: FORMAT_VERSION,
+        start: idPair(start as MessageId),
+        upTo: idPair(state.upTo),
+      }),
+      properties: { 'cds.type': 'checkpointed' },
+    });
+    if (prev === undefined) return;
+    await this.#client.admin.resetCursor(this.#commitTopic, TRIM_SUBSCRIPTION, prev.upTo);
+    await this.#client.admin.resetCursor(this.#checkpointTopic, TRIM_SUBSCRIPTION, prev.start);
+  }
+
+  /** Resolves once the checkpoints this instance started writing are written (or failed). */
+  whenCheckpointed(): Promise<void> {
+    return this.#checkpointRun;
+  }
+
+  /** What opening read: the commit record of the checkpoint it started from, and the records after. */
+  get opened(): { readonly checkpoint: MessageId | undefined; readonly commitRecordsRead: number } {
+    return this.#opened;
   }
 
   /** Resolves once the commit reader has read `id` (or beyond). */
@@ -306,8 +440,12 @@ export class PulsarLog implements EventLog {
   }
 
   /** The partition topic of a partition, and the commit topic (full names). */
-  get topics(): { partitions: string[]; commits: string } {
-    return { partitions: this.#parts.map((p) => p.topic), commits: this.#commitTopic };
+  get topics(): { partitions: string[]; commits: string; checkpoints: string } {
+    return {
+      partitions: this.#parts.map((p) => p.topic),
+      commits: this.#commitTopic,
+      checkpoints: this.#checkpointTopic,
+    };
   }
 
   // ---- reading the commit topic ------------------------------------------------------------------
@@ -321,8 +459,10 @@ export class PulsarLog implements EventLog {
       if (ev.type !== 'messages') continue;
       for (const m of ev.messages) {
         const entry = decodeEntry(m.payload);
-        if (entry !== undefined) this.#apply(entry);
+        if (this.#catchingUp) this.#opened.commitRecordsRead++;
+        const applied = entry !== undefined && this.#apply(entry);
         this.#commitPos = m.id;
+        if (applied && entry.type === 'commit') this.#checkpointPoint(entry.batch, m.id);
       }
       const pos = this.#commitPos;
       if (pos !== undefined && this.#posWaiters.length > 0) {
@@ -333,21 +473,43 @@ export class PulsarLog implements EventLog {
     }
   }
 
-  #apply(entry: LogEntry): void {
+  /**
+   * Every `checkpointEvery` applied commits is a checkpoint point, the same on every reader; the
+   * instance whose commit it is writes the checkpoint (of the state right now, after that commit).
+   */
+  #checkpointPoint(batch: string, at: MessageId): void {
+    const every = this.#opts.checkpointEvery ?? 1_000;
+    if (every <= 0 || ++this.#sinceCheckpoint < every) return;
+    this.#sinceCheckpoint = 0;
+    if (this.#catchingUp || this.#closing || batch.slice(0, batch.lastIndexOf(':')) !== this.#writer) return;
+    const state = this.#snapshot(at);
+    this.#checkpointRun = this.#checkpointRun
+      .then(() => this.#writeCheckpoint(state))
+      .catch((e: unknown) => this.#opts.onError?.(unavailable('checkpoint not written', e)));
+  }
+
+  /** Applies one commit-topic record; true when it was a commit applied now (not a repeat). */
+  #apply(entry: LogEntry): boolean {
     if (entry.type === 'genesis') {
-      if (this.#epoch !== undefined) return; // a later genesis (a start-up race) changes nothing
+      if (this.#epoch !== undefined) return false; // a later genesis (a start-up race) changes nothing
       if (entry.partitions !== this.partitions)
         this.#opts.onError?.(
           new Error(`commit topic says ${entry.partitions} partitions, the topic has ${this.partitions}`),
         );
       this.#epoch = entry.epoch;
       for (const w of this.#genesisWaiters.splice(0)) w();
-      return;
+      return false;
     }
-    if (this.#epoch === undefined) return;
+    if (this.#epoch === undefined) return false;
+    if (entry.type === 'checkpointed') {
+      const upTo = fromPair(entry.upTo);
+      if (this.#lastCheckpoint === undefined || compareMessageIds(upTo, this.#lastCheckpoint.upTo) > 0)
+        this.#lastCheckpoint = { start: fromPair(entry.start), upTo };
+      return false;
+    }
     if (entry.type === 'trim') {
       const part = this.#parts[entry.p];
-      if (part === undefined) return;
+      if (part === undefined) return false;
       const first = Math.min(entry.first, part.runs.end);
       if (first > part.first) {
         part.first = first;
@@ -359,12 +521,12 @@ export class PulsarLog implements EventLog {
           this.#advance(part, true);
         }
       }
-      return;
+      return false;
     }
     const sep = entry.batch.lastIndexOf(':');
     const writer = entry.batch.slice(0, sep);
     const seq = Number(entry.batch.slice(sep + 1));
-    if ((this.#applied.get(writer) ?? 0) >= seq) return;
+    if ((this.#applied.get(writer) ?? 0) >= seq) return false;
     this.#applied.set(writer, seq);
     const own = this.#own.get(entry.batch);
     this.#own.delete(entry.batch);
@@ -400,6 +562,7 @@ export class PulsarLog implements EventLog {
         .catch((e: unknown) => own.appends.forEach((a) => a.reject(e)))
         .finally(() => this.#groupDone());
     }
+    return true;
   }
 
   /** Makes committed records readable once their message is here or can be fetched. */
@@ -719,7 +882,9 @@ export class PulsarLog implements EventLog {
       this.#own.clear();
       clearInterval(this.#timer);
       for (const p of this.#parts) for (const w of p.waiters.splice(0)) w.reject(shuttingDown());
+      await this.#checkpointRun;
       await Promise.all([
+        this.#checkpointProducer?.close(),
         this.#commitReader?.close(),
         ...this.#readers.map((r) => r.close()),
         this.#commitProducer.close(),

@@ -60,6 +60,19 @@ export class RunIndex {
     return at;
   }
 
+  /** The runs held, in offset order, and the offset of the first (a checkpoint of the index). */
+  held(): { base: number; runs: Run[] } {
+    const runs: Run[] = [];
+    for (let i = this.#start; i < this.#offsets.length; i++) runs.push(this.#run(i));
+    return { base: this.#offsets[this.#start] ?? this.#end, runs };
+  }
+
+  /** Starts an empty index at `base` (restoring a checkpoint: its runs are added after). */
+  restart(base: number): void {
+    if (this.#offsets.length > this.#start) throw new Error('RunIndex.restart on an index that holds runs');
+    this.#end = base;
+  }
+
   /** Drops the runs that end at or before `first` (whole runs only, as Pulsar drops whole ledgers). */
   dropBefore(first: number): void {
     let i = this.#start;
