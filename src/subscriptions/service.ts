@@ -15,6 +15,7 @@ import type { AuditTrail, AuthContext } from '../security/index.ts';
 import type { DeadLetter, SubscriptionRecord, SubscriptionStore } from '../state/subscriptions-port.ts';
 import {
   parseCreate,
+  parseSeek,
   parsePatch,
   patternCovers,
   type SubscriptionSpec,
@@ -350,11 +351,12 @@ export class SubscriptionService {
     });
   }
 
-  /** Moves the read position to a position, positions, a time, earliest or latest (body as `start`). */
-  async seek(name: string, body: unknown, caller: Caller): Promise<SubscriptionView> {
-    const b = body as Record<string, unknown> | undefined;
-    const to = b?.['to'] ?? (b && Object.keys(b).length > 0 ? b : undefined);
-    const { start } = parseCreate({ name, topics: ['x'], start: to });
+  /**
+   * Moves the read position to a position, positions, a time, earliest or latest (body as `start`,
+   * see parseSeek); `field` names the target in field errors (`/to` for REST, `/resume` for gRPC).
+   */
+  async seek(name: string, body: unknown, caller: Caller, field = '/to'): Promise<SubscriptionView> {
+    const start = parseSeek(body, field);
     return this.#serial(name, async () => {
       const r = await this.#record(name);
       this.#requireAdmin(caller, (r.spec as unknown as SubscriptionSpec).topics);

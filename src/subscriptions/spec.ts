@@ -290,6 +290,29 @@ function bool(v: unknown, path: string, errors: FieldError[]): boolean | undefin
 }
 
 /** Validates the body of POST /v1/subscriptions; throws VALIDATION_FAILED listing every bad field. */
+/**
+ * Where a seek goes (POST /v1/subscriptions/{name}/seek, the gRPC `resume`): the body's `to`, or the
+ * body itself, as a `start` value; none is "latest". Positions may name their `epoch` (ADR 0014):
+ * another epoch is refused when the seek is resolved. Field errors name `<field>/...` (`/to` over
+ * REST, `/resume` for a gRPC resume), or `/...` for a bare target.
+ */
+export function parseSeek(body: unknown, field = '/to'): StartSpec {
+  const b = isObj(body) ? body : undefined;
+  const wrapped = b !== undefined && 'to' in b;
+  const to = wrapped ? b['to'] : b !== undefined && Object.keys(b).length === 0 ? undefined : body;
+  if (to === undefined || to === null) return { kind: 'latest' };
+  const errors: FieldError[] = [];
+  if (wrapped)
+    for (const k of Object.keys(b))
+      if (k !== 'to') errors.push({ path: `/${k}`, code: 'unknown_field', message: 'not a seek field' });
+  const start = startOf(to, errors);
+  if (start !== undefined && errors.length === 0) return start;
+  throw validationError(
+    'not a seek target; nothing was changed',
+    errors.map((e) => ({ ...e, path: e.path.replace(/^\/start/, wrapped ? field : '') })),
+  );
+}
+
 export function parseCreate(body: unknown): SubscriptionSpec {
   const errors: FieldError[] = [];
   if (!isObj(body))

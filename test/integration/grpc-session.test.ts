@@ -179,7 +179,7 @@ describe('gRPC Session', { timeout: 90_000 }, () => {
     );
     const bad = await r2.next((m) => m.id === 1);
     assert.equal(bad.error?.code, 'VALIDATION_FAILED');
-    assert.equal(bad.error?.fieldErrors[0]?.path, '/start/position');
+    assert.equal(bad.error?.fieldErrors[0]?.path, '/resume/position');
     s2.write(
       req(2, {
         subscribe: {

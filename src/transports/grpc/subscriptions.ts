@@ -159,7 +159,7 @@ export function subscriptionService(
         subscribing = true;
         try {
           if (sub.resume.length > 0)
-            await svc.seek(name, { to: json(sub.resume, 'subscribe.resume') }, caller);
+            await svc.seek(name, { to: json(sub.resume, 'subscribe.resume') }, caller, '/resume');
           const handle = await svc.attach(
             name,
             caller,
