@@ -66,7 +66,9 @@ export async function openEmbeddedStores(dataDir: string): Promise<EmbeddedStore
 }
 
 /** Closes the stores (those given), the last opened first; failures to close are ignored. */
-export async function closeEmbeddedStores(stores: Partial<EmbeddedStores>): Promise<void> {
+export async function closeEmbeddedStores(
+  stores: Partial<Record<Folder, { close(): Promise<void> }>>,
+): Promise<void> {
   for (const f of [...EMBEDDED_FOLDERS].reverse()) await stores[f]?.close().catch(() => undefined);
 }
 
