@@ -146,9 +146,18 @@ export class ProcessMeter {
     return this.#trees.has(name) ? treeCpuTimes(pid) : cpuTimes(pid);
   }
 
-  /** Reads peak RSS of every followed process now (call it before stopping one). */
+  /**
+   * Reads peak RSS of every followed process now (call it before stopping one) and, in the measured
+   * period, its CPU so far: a process that exits before {@link end} (a generator done before the
+   * others) keeps its last reading instead of none.
+   */
   sample(): void {
+    const measuring = this.#t0 !== 0 && this.#t1 === 0;
     for (const [name, pid] of this.#pids) {
+      if (measuring) {
+        const c = this.#cpuOf(name, pid);
+        if (c !== undefined) this.#last.set(name, c);
+      }
       const m = memoryMb(pid);
       // An exiting process's status has no VmHWM line any more (NaN): its last reading stands.
       if (m !== undefined && Number.isFinite(m.peakRssMb))

@@ -8,7 +8,7 @@ import { spawn } from 'node:child_process';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { test } from 'node:test';
 import { parseArgs, USAGE } from '../../bench/lib/args.ts';
-import { cpuTimes, treeCpuTimes } from '../../bench/lib/proc.ts';
+import { cpuTimes, ProcessMeter, treeCpuTimes } from '../../bench/lib/proc.ts';
 import { parsePerfOutput } from '../../bench/lib/pulsar-perf.ts';
 import { cluster } from '../../bench/workloads/cluster.ts';
 
@@ -76,5 +76,29 @@ test("a process tree's CPU includes its live and its exited children's", async (
     assert.ok(total(cpuTimes(sh.pid!)) < 0.1, 'the shell itself hardly ran');
   } finally {
     process.kill(-sh.pid!, 'SIGKILL');
+  }
+});
+
+test('a process that exits before the measured period ends keeps its CPU (a generator done first)', async () => {
+  // Like a generator: works, says it is done (the harness samples then), exits.
+  const child = spawn(
+    process.execPath,
+    ['-e', 'while (process.cpuUsage().user < 300000); console.log("done"); setTimeout(() => {}, 20000);'],
+    { stdio: ['ignore', 'pipe', 'ignore'] },
+  );
+  const meter = new ProcessMeter();
+  try {
+    meter.track('early', child.pid!);
+    meter.start();
+    await new Promise((res) => child.stdout.once('data', res));
+    meter.sample();
+    child.kill('SIGKILL');
+    await new Promise((res) => child.once('exit', res));
+    meter.end();
+    const cpu = meter.cpu()['early'];
+    assert.ok(cpu !== null && cpu !== undefined && cpu.totalS >= 0.2, JSON.stringify(cpu));
+  } finally {
+    meter.close();
+    child.kill('SIGKILL');
   }
 });
