@@ -299,8 +299,14 @@ export async function buildApp(
     })();
     deliveries.start();
     metrics.setSubscriptionSource(() => deliveries.samples());
-    const ledger = new LedgerService(ledgerStore, deliveries, subscriptionStore, 200, () =>
-      ledgerRecorder.flushed(),
+    // In cluster mode the ledger answers for every instance's subscriptions (the shared store).
+    const ledger = new LedgerService(
+      ledgerStore,
+      deliveries,
+      subscriptionStore,
+      200,
+      () => ledgerRecorder.flushed(),
+      coordinator !== undefined,
     );
     // The ledger's own retention (ADR 0011), on its timer from the start on (below).
     const ledgerPruner = new LedgerPruner(

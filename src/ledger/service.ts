@@ -3,9 +3,12 @@
  * its state and the times of delivery and acknowledgement, derived from the live window, the cursors'
  * commit records, dead letters and exception records, never from a row per delivery.
  */
-import type { DeliveryIntrospect } from '../delivery/introspect.ts';
+import type { DeliveryIntrospect, LiveEntryState } from '../delivery/introspect.ts';
 import type { StoredDecision } from '../ingest/record.ts';
+import { SubscriptionMatcher } from '../routing/matcher.ts';
+import type { ExplainVerdict } from '../routing/matcher.ts';
 import type { SubscriptionStore } from '../state/subscriptions-port.ts';
+import type { SubscriptionSpec } from '../subscriptions/spec.ts';
 import type { CommitRecord, LedgerStore } from './port.ts';
 import { inRanges } from './recorder.ts';
 
@@ -73,15 +76,57 @@ const EXCEPTION_STATE: Record<string, LedgerState> = {
   retentionLost: 'retention-lost',
 };
 
-/** Answers ledger queries. */
+/**
+ * Answers ledger queries. With `clusterWide` (cluster mode, ADR 0015) the subscriptions that other
+ * instances dispatch are answered too, from the shared store: their definitions (matched here), their
+ * cursors as of their owner's last commit, their dead letters and the ledger's commit records.
+ */
 export class LedgerService {
+  /** The definitions of subscriptions not running here, by name and stored version. */
+  readonly #remote = new SubscriptionMatcher();
+  readonly #remoteSpecs = new Map<string, { version: number; spec: SubscriptionSpec }>();
+
   constructor(
     private readonly store: LedgerStore,
     private readonly introspect: DeliveryIntrospect,
     private readonly subscriptions: SubscriptionStore,
     private readonly commitIntervalMs: number,
     private readonly flushed: () => Promise<void>,
+    private readonly clusterWide = false,
   ) {}
+
+  /** Which subscriptions not running here take or filter out a decision (their stored definitions). */
+  async #remoteVerdicts(decision: unknown, topics: readonly string[]): Promise<ExplainVerdict[]> {
+    if (!this.clusterWide) return [];
+    const records = (await this.subscriptions.list()).filter(
+      (r) => this.introspect.spec(r.name) === undefined,
+    );
+    const names = new Set(records.map((r) => r.name));
+    for (const name of [...this.#remoteSpecs.keys()])
+      if (!names.has(name)) {
+        this.#remote.remove(name);
+        this.#remoteSpecs.delete(name);
+      }
+    for (const r of records) {
+      if (this.#remoteSpecs.get(r.name)?.version === r.version) continue;
+      const spec = r.spec as unknown as SubscriptionSpec;
+      const entry = { id: r.name, patterns: spec.topics, filter: spec.filter };
+      if (this.#remoteSpecs.has(r.name)) this.#remote.update(entry);
+      else this.#remote.add(entry);
+      this.#remoteSpecs.set(r.name, { version: r.version, spec });
+    }
+    return this.#remote.explain(decision, topics).filter((v) => names.has(v.id));
+  }
+
+  /** Where an offset stands in a subscription another instance runs: its last committed cursor. */
+  async #storedLive(name: string, p: number, o: number): Promise<LiveEntryState> {
+    const cursor = (await this.subscriptions.loadCursors(name)).find((c) => c.partition === p);
+    if (cursor === undefined || o >= cursor.next) return { kind: 'unread' };
+    const pending = cursor.pending.find(([offset]) => offset === o);
+    if (pending === undefined) return { kind: 'resolved' };
+    // The stored cursor keeps delivery counts, not whether a delivery is out now.
+    return { kind: 'pending', status: pending[1] > 0 ? 'out' : 'waiting', deliveryCount: pending[1] };
+  }
 
   /** The ledger of one stored revision. */
   async deliveries(s: StoredDecision, explain: boolean): Promise<LedgerAnswer> {
@@ -91,7 +136,8 @@ export class LedgerService {
     const received = Date.parse(s.receivedAt);
     const deliveries: LedgerLine[] = [];
     const filtered: FilteredLine[] = [];
-    for (const v of this.introspect.explain(s.decision, s.topics)) {
+    const remote = await this.#remoteVerdicts(s.decision, s.topics);
+    for (const v of [...this.introspect.explain(s.decision, s.topics), ...remote]) {
       if (!v.taken) {
         filtered.push({
           subscription: v.id,
@@ -102,12 +148,16 @@ export class LedgerService {
         });
         continue;
       }
-      const startedAfter = await this.#startedAfter(v.id, p, o, received);
+      const spec = this.introspect.spec(v.id) ?? this.#remoteSpecs.get(v.id)?.spec;
+      const startedAfter = await this.#startedAfter(v.id, spec, p, o, received);
       if (startedAfter) {
         filtered.push({ subscription: v.id, state: 'filtered', reason: 'subscription_started_after' });
         continue;
       }
-      const line = await this.#line(v.id, p, o, s, received);
+      const live = this.#remoteSpecs.has(v.id)
+        ? await this.#storedLive(v.id, p, o)
+        : this.introspect.live(v.id, p, o);
+      const line = await this.#line(v.id, spec, live, p, o, s, received);
       if (line !== undefined) deliveries.push(line);
     }
     deliveries.sort((a, b) => a.subscription.localeCompare(b.subscription));
@@ -138,8 +188,13 @@ export class LedgerService {
   }
 
   /** A subscription created after the decision, starting at the tail (or later), never takes it. */
-  async #startedAfter(name: string, p: number, o: number, received: number): Promise<boolean> {
-    const spec = this.introspect.spec(name);
+  async #startedAfter(
+    name: string,
+    spec: Pick<SubscriptionSpec, 'start'> | undefined,
+    p: number,
+    o: number,
+    received: number,
+  ): Promise<boolean> {
     if (spec === undefined) return false;
     const start = spec.start;
     if (start.kind === 'latest') {
@@ -157,12 +212,13 @@ export class LedgerService {
 
   async #line(
     name: string,
+    spec: Pick<SubscriptionSpec, 'includeExpired'> | undefined,
+    live: LiveEntryState | undefined,
     p: number,
     o: number,
     s: StoredDecision,
     received: number,
   ): Promise<LedgerLine | undefined> {
-    const live = this.introspect.live(name, p, o);
     if (live === undefined) return undefined;
     const records = await this.store.find(name, p, o, MAX_SCAN);
     const t = times(records, o);
@@ -214,7 +270,6 @@ export class LedgerService {
         reason: t.exception === 'filtered' ? 'filter_changed' : t.exception,
       };
     const exp = s.decision.expiresAt === undefined ? Number.NaN : Date.parse(s.decision.expiresAt);
-    const spec = this.introspect.spec(name);
     // Expired when read: resolved without ever being seen delivered, after its expiry.
     if (
       !Number.isNaN(exp) &&

@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import assert from 'node:assert/strict';
 import pg from 'pg';
 import pino from 'pino';
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { SegmentLog } from '../../src/adapters/embedded/log/index.ts';
 import { buildApp, type App } from '../../src/app.ts';
 import { Subscriber, type Delivery } from '../../src/client/index.ts';
@@ -186,5 +187,33 @@ export function missing(
   return [...receipts.values()].map((list) => {
     const ids = new Set(list.map((r) => r.decisionId));
     return published.filter((id) => !ids.has(id)).length;
+  });
+}
+
+/** Waits until `cond` holds, checking every 25 ms; throws naming `what` after `ms`. */
+export async function within(
+  ms: number,
+  what: string,
+  cond: () => Promise<boolean> | boolean,
+): Promise<void> {
+  const t0 = Date.now();
+  while (!(await cond())) {
+    if (Date.now() - t0 > ms) throw new Error(`${what}: not within ${ms} ms`);
+    await sleep(25);
+  }
+}
+
+/**
+ * Creates `names` (on `decisions.>`) through instance `a` and waits until the leases spread evenly
+ * over `a` and one other instance (half each).
+ */
+export async function createSpread(pgUrl: string, a: Instance, names: readonly string[]): Promise<void> {
+  for (const name of names) {
+    const r = await request(a, 'POST', '/v1/subscriptions', { name, topics: ['decisions.>'] });
+    assert.equal(r.status, 201, JSON.stringify(r.body));
+  }
+  await within(5000, 'the subscriptions spread over both instances', async () => {
+    const o = [...(await leaseOwners(pgUrl)).values()];
+    return o.length === names.length && o.filter((u) => u === a.url).length * 2 === names.length;
   });
 }

@@ -26,6 +26,7 @@ import {
   checkReceipts,
   CLUSTER_ADMIN_KEY,
   consumerGroups,
+  createSpread,
   leaseOwners,
   missing,
   request,
@@ -33,6 +34,7 @@ import {
   startInstance,
   type Instance,
   type Receipt,
+  within,
 } from '../helpers/cluster.ts';
 import { makeDecision } from '../helpers/decisions.ts';
 
@@ -109,14 +111,6 @@ class PgProxy {
   }
 }
 
-async function within(ms: number, what: string, cond: () => Promise<boolean> | boolean): Promise<void> {
-  const t0 = Date.now();
-  while (!(await cond())) {
-    if (Date.now() - t0 > ms) throw new Error(`${what}: not within ${ms} ms`);
-    await sleep(25);
-  }
-}
-
 const started = await startPostgres();
 
 if ('skipped' in started) {
@@ -153,14 +147,7 @@ if ('skipped' in started) {
     });
 
     it('subscriptions spread over both; a consumer of the other instance is redirected (WebSocket and gRPC)', async () => {
-      for (const name of names) {
-        const r = await request(a, 'POST', '/v1/subscriptions', { name, topics: ['decisions.>'] });
-        assert.equal(r.status, 201, JSON.stringify(r.body));
-      }
-      await within(5000, 'two subscriptions on each instance', async () => {
-        const o = [...(await owners()).values()];
-        return o.length === 4 && o.filter((u) => u === a.url).length === 2;
-      });
+      await createSpread(db.url, a, names);
       const o = await owners();
       const onB = names.find((n) => o.get(n) === b.url) as string;
       const view = await request(a, 'GET', `/v1/subscriptions/${onB}`);
