@@ -17,6 +17,7 @@
  * slower still (leases taken, producers and readers opened), hence the longer warm-up.
  */
 import { randomBytes } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { startClusterServices, type ClusterServices } from '../lib/cluster-services.ts';
 import { runDelivery } from '../lib/delivery.ts';
 import { cpuTimes } from '../lib/proc.ts';
@@ -47,7 +48,7 @@ async function subscribed(pulsar: PulsarUrls, topic: string, subscription: strin
   while (Date.now() - t0 < timeoutMs) {
     const res = await fetch(`${pulsar.webServiceUrl}/admin/v2/${topic.replace('://', '/')}/subscriptions`);
     if (res.ok && ((await res.json()) as string[]).includes(subscription)) return true;
-    await new Promise((r) => setTimeout(r, 250));
+    await sleep(250);
   }
   return false;
 }
@@ -71,6 +72,9 @@ async function runPulsarPerf(ctx: RunContext, services: ClusterServices, message
   const perTopic = (name: string) => `${base}/${name}`;
   const size = Math.max(1, Math.round(messageBytes));
   const messages = Math.round(o.rate * o.durationS);
+  // The broker's own background work, to set against the per-message figures at low rates.
+  const idleSeconds = 5;
+  const idle = await withBrokerCpu(services.brokerPid, () => sleep(idleSeconds * 1000));
   const topic = perTopic('perf');
   await createTopic(services.pulsar, topic, o.partitions);
   const consume = pulsarPerf(services.pulsar, {
@@ -107,6 +111,11 @@ async function runPulsarPerf(ctx: RunContext, services: ClusterServices, message
     messageBytes: size,
     messageBytesFrom: 'bytesInCounter / msgInCounter of the service topic during the run',
     batching: 'up to 1 ms or 1,000 messages per batch (-b 1 -bm 1000)',
+    brokerIdle: {
+      seconds: idleSeconds,
+      cpuS: idle.brokerCpuS,
+      note: 'the broker with no client, between the service run and pulsar-perf',
+    },
     atOfferedRate: {
       topic,
       rate: o.rate,
