@@ -306,7 +306,10 @@ export class PulsarLog implements EventLog {
     } catch (e) {
       throw unavailable('cannot read the last checkpoint', e);
     }
-    if (cp === undefined) return undefined;
+    if (cp === undefined) {
+      await this.#checkStartsWithGenesis(last);
+      return undefined;
+    }
     const { state } = cp;
     let held = false;
     try {
@@ -340,6 +343,27 @@ export class PulsarLog implements EventLog {
     this.#lastCheckpoint = { start: cp.start, upTo: state.upTo };
     this.#opened.checkpoint = state.upTo;
     return cp;
+  }
+
+  /**
+   * Without a checkpoint the commit topic is read from its earliest record, which must then be the
+   * genesis: a topic that starts with anything else was trimmed, and reading it would miss commits.
+   */
+  async #checkStartsWithGenesis(last: MessageId): Promise<void> {
+    let type: string | undefined;
+    try {
+      await readUntil(this.#client, this.#commitTopic, 'earliest', last, (_, payload) => {
+        type = decodeEntry(payload)?.type;
+        return true;
+      });
+    } catch (e) {
+      throw unavailable('cannot read the commit topic', e);
+    }
+    if (type !== 'genesis')
+      throw new CdsError(
+        'DATA_CORRUPT',
+        `Pulsar: ${this.#commitTopic} does not start with its genesis and no checkpoint covers what is missing; the log cannot be read`,
+      );
   }
 
   /** The state after the commit record `upTo` (taken right after applying it). */
