@@ -4,8 +4,13 @@
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
-import { PulsarLog, WsPulsarClient, topicName } from '../../src/adapters/pulsar/index.ts';
-import { readLastCheckpoint, toChunks } from '../../src/adapters/pulsar/checkpoint.ts';
+import { compareMessageIds, PulsarLog, WsPulsarClient, topicName } from '../../src/adapters/pulsar/index.ts';
+import {
+  decodeChunk,
+  readLastCheckpoint,
+  readUntil,
+  toChunks,
+} from '../../src/adapters/pulsar/checkpoint.ts';
 import { partitionOfKey } from '../../src/adapters/pulsar/hash.ts';
 import { eventLogContract } from '../../src/log/contract.ts';
 import { assertRecord, readRange, recordOf } from '../../src/log/contract-helpers.ts';
@@ -173,6 +178,54 @@ describe('PulsarLog beyond the contract', { timeout: 240_000 }, () => {
       for (const log of opened) await log.close();
       await client.close();
       await a.close();
+    }
+  });
+
+  it('with two writers each checkpoint point is written once (by the writer of its commit only)', async () => {
+    const opts = {
+      url: broker().webServiceUrl,
+      tenant,
+      namespace: 'extra',
+      topic: 'checkpointed-twice',
+      partitions: 2,
+      checkpointEvery: 4,
+    };
+    const a = await PulsarLog.open(opts);
+    const b = await PulsarLog.open(opts);
+    const client = new WsPulsarClient(broker().webServiceUrl);
+    try {
+      await Promise.all(
+        [a, b].map(async (log, w) => {
+          for (let s = 0; s < 16; s++) await log.append([recordOf(`k${s % 5}`, `w${w}-${s}`)]);
+        }),
+      );
+      await Promise.all([a.whenCheckpointed(), b.whenCheckpointed()]);
+      const last = await client.admin.lastMessageId(a.topics.checkpoints);
+      assert.ok(last !== undefined);
+      const upTo = new Map<string, string>();
+      await readUntil(client, a.topics.checkpoints, 'earliest', last, (id, payload) => {
+        const c = decodeChunk(payload);
+        if (c !== undefined) upTo.set(c.id, c.upTo.join(':'));
+        return compareMessageIds(id, last) >= 0;
+      });
+      // 32 appends (some coalesced into one commit) make at least 4 points of 4 commits.
+      assert.ok(upTo.size >= 4, `${upTo.size} checkpoints`);
+      assert.equal(new Set(upTo.values()).size, upTo.size, 'no point checkpointed twice');
+      const target = a.extents().map((e, p) => Math.max(e.next, b.extents()[p]!.next));
+      const c = await PulsarLog.open(opts);
+      try {
+        for (const log of [a, b, c])
+          await Promise.all(target.map((next, p) => (next > 0 ? log.waitFor(p, next - 1) : undefined)));
+        assert.ok(c.opened.checkpoint !== undefined);
+        assert.deepEqual(c.extents(), a.extents());
+        assert.deepEqual(b.extents(), a.extents());
+      } finally {
+        await c.close();
+      }
+    } finally {
+      await client.close();
+      await a.close();
+      await b.close();
     }
   });
 
