@@ -10,14 +10,15 @@
  * until a run is not sustained and bisects towards the highest rate that holds.
  */
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { REPO_ROOT, startServer, type ServerHandle } from '../test/helpers/server.ts';
 import { parseArgs, USAGE, type CliArgs } from './lib/args.ts';
+import { summarizeProfiles } from './lib/cpuprofile.ts';
 import { gitCommit, machineInfo } from './lib/machine.ts';
-import { ProcessMeter } from './lib/proc.ts';
+import { ProcessMeter, type CpuUse } from './lib/proc.ts';
 import {
   formatSequence,
   formatTable,
@@ -62,6 +63,36 @@ function freePort(): Promise<number> {
   });
 }
 
+/** `x.json` -> `x-cpuprofile` (a directory). */
+const profileDirOf = (jsonFile: string) => `${jsonFile.replace(/\.json$/, '')}-cpuprofile`;
+
+/**
+ * CPU microseconds per decision (and per delivery) of each process, from its share of one core over
+ * the measured period; `subscribers` sums the subscriber processes.
+ */
+function costPerItem(
+  cpu: Readonly<Record<string, CpuUse | null>>,
+  decisionsPerS: number,
+  deliveriesPerS: number | null,
+): BenchResult['cpuUs'] {
+  const per = (rate: number) => {
+    const out: Record<string, number> = {};
+    let subs = 0;
+    for (const [name, c] of Object.entries(cpu)) {
+      if (c === null || rate <= 0) continue;
+      const us = (c.pctOfOneCore / 100 / rate) * 1e6;
+      out[name] = Math.round(us * 10) / 10;
+      if (name.startsWith('subscribers-')) subs += us;
+    }
+    if (subs > 0) out['subscribers'] = Math.round(subs * 10) / 10;
+    return out;
+  };
+  return {
+    perDecision: per(decisionsPerS),
+    perDelivery: deliveriesPerS === null || deliveriesPerS <= 0 ? null : per(deliveriesPerS),
+  };
+}
+
 /** `x.json` -> `x.svg`. */
 const plotFileOf = (jsonFile: string) => `${jsonFile.replace(/\.json$/, '')}.svg`;
 
@@ -76,11 +107,19 @@ async function runOnce(
   let server: ServerHandle | undefined;
   let grpcAddress = args.grpc;
   const env: Record<string, string> = { ...SERVICE_ENV, ...args.env };
+  const profileDir = args.cpuProfile && args.url === undefined ? profileDirOf(out) : undefined;
+  if (profileDir !== undefined) {
+    rmSync(profileDir, { recursive: true, force: true });
+    mkdirSync(profileDir, { recursive: true });
+  }
   if (args.url === undefined && workload.startsServices !== true) {
     const port = env['CDS_GRPC_PORT'] ?? String(await freePort());
     env['CDS_GRPC_PORT'] = port;
     grpcAddress = `127.0.0.1:${port}`;
-    server = await startServer({ env });
+    server = await startServer({
+      env,
+      ...(profileDir === undefined ? {} : { nodeArgs: ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] }),
+    });
   }
   const url = args.url ?? server?.url ?? '';
   const key = args.key ?? server?.adminKey ?? '';
@@ -103,12 +142,14 @@ async function runOnce(
     meter.sample();
     const { cpu: ownCpu, ...figures } = outcome;
     const { commit, dirty } = gitCommit(REPO_ROOT);
+    const cpu = { ...meter.cpu(), ...ownCpu };
     const result: BenchResult = {
       workload: workload.name,
       startedAt,
       ...figures,
       sustained: isSustained(outcome, opts.batch),
-      cpu: { ...meter.cpu(), ...ownCpu },
+      cpu,
+      cpuUs: costPerItem(cpu, outcome.achievedRate, outcome.deliveredRate),
       peakRssMb: meter.peakRssMb(),
       serverStartMs: server ? Math.round(server.startMs) : null,
       machine: machineInfo(),
@@ -133,6 +174,9 @@ async function runOnce(
         process.stderr.write(`service exited with ${JSON.stringify(exit)}\n${server.stderrTail()}\n`);
       server.cleanup();
     }
+    // The profile files are written as the service exits.
+    if (profileDir !== undefined && server !== undefined)
+      return { ...result, profile: summarizeProfiles(profileDir, server.pid, meter.windowMono) };
     return result;
   } catch (err) {
     if (server !== undefined) {

@@ -17,6 +17,8 @@ export interface CliArgs {
   readonly steps: number;
   /** Extra CDS_* environment for the started service (`--env NAME=VALUE`, repeatable). */
   readonly env: Readonly<Record<string, string>>;
+  /** Run the started service under `node --cpu-prof` and summarize where its time went. */
+  readonly cpuProfile: boolean;
   readonly help: boolean;
 }
 
@@ -59,6 +61,8 @@ options (defaults per workload):
   --no-verify             ingest: skip the count of stored decisions afterwards (lost is then unknown)
   --url URL --grpc H:P --key K   use a running service instead of starting one
   --env NAME=VALUE        extra environment of the started service (repeatable)
+  --cpu-profile           profile the started service (node --cpu-prof, every thread): the files go
+                          to FILE-cpuprofile/, the result gets each thread's busy share per area
   --find-max              raise the rate x1.5 from --rate until a run is not sustained, then bisect
   --steps N               find-max: bisection steps (default 3)`;
 
@@ -74,6 +78,7 @@ export function parseArgs(argv: readonly string[]): CliArgs {
   let findMax = false;
   let steps = 3;
   let help = false;
+  let cpuProfile = false;
   const num = (name: string, v: string | undefined): number => {
     const n = Number(v);
     if (v === undefined || !Number.isFinite(n) || n <= 0) throw new Error(`${name} needs a positive number`);
@@ -171,6 +176,9 @@ export function parseArgs(argv: readonly string[]): CliArgs {
         env[kv.slice(0, eq)] = kv.slice(eq + 1);
         break;
       }
+      case '--cpu-profile':
+        cpuProfile = true;
+        break;
       case '--find-max':
         findMax = true;
         break;
@@ -206,6 +214,7 @@ export function parseArgs(argv: readonly string[]): CliArgs {
     findMax,
     steps,
     env,
+    cpuProfile,
     help,
   };
 }

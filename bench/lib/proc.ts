@@ -4,6 +4,7 @@
  */
 import { execFileSync } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
+import { toMono } from './clock.ts';
 
 let ticksPerSecond: number | undefined;
 
@@ -186,6 +187,11 @@ export class ProcessMeter {
       const c = this.#cpuOf(name, pid);
       if (c !== undefined) this.#last.set(name, c);
     }
+  }
+
+  /** The measured period in the shared monotonic clock (bench/lib/clock.ts), ms. */
+  get windowMono(): { fromMono: number; toMono: number } {
+    return { fromMono: toMono(this.#t0), toMono: toMono(this.#t1 === 0 ? performance.now() : this.#t1) };
   }
 
   /** Seconds between start() and end(). */

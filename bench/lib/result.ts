@@ -3,6 +3,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type { MachineInfo } from './machine.ts';
 import type { CpuUse } from './proc.ts';
+import type { ThreadProfile } from './cpuprofile.ts';
 import type { LatencySummary, RateWindow } from './protocol.ts';
 import type { WorkloadOutcome } from './workload.ts';
 
@@ -23,6 +24,17 @@ export interface BenchResult extends Omit<WorkloadOutcome, 'cpu'> {
   readonly dirty: boolean;
   /** The latency plot written next to the result (file name). */
   readonly plot: string;
+  /**
+   * CPU microseconds per decision achieved over the measured period, per process (`service`,
+   * `generator`, `subscribers-N`, and `subscribers` for their sum); per delivery where there are
+   * deliveries. What one decision costs the machine, whatever the rate.
+   */
+  readonly cpuUs: {
+    readonly perDecision: Readonly<Record<string, number>>;
+    readonly perDelivery: Readonly<Record<string, number>> | null;
+  };
+  /** With --cpu-profile: where the service's threads spent the measured period (main thread first). */
+  readonly profile?: readonly ThreadProfile[];
 }
 
 /** One step of a sequence workload, as its summary file lists it. */
@@ -158,6 +170,20 @@ export function formatTable(r: BenchResult): string {
   );
   for (const [name, c] of Object.entries(r.cpu))
     rows.push([`cpu ${name}`, c ? `${fmt(c.totalS, 2)} s, ${fmt(c.pctOfOneCore, 1)}% of one core` : '-']);
+  const per = (m: Readonly<Record<string, number>>) =>
+    Object.entries(m)
+      .map(([k, v]) => `${k} ${fmt(v, 1)}`)
+      .join(', ');
+  rows.push(['cpu us per decision', per(r.cpuUs.perDecision)]);
+  if (r.cpuUs.perDelivery !== null) rows.push(['cpu us per delivery', per(r.cpuUs.perDelivery)]);
+  for (const t of r.profile ?? [])
+    rows.push([
+      `service thread ${t.thread} busy ${fmt(t.busyPct, 1)}%`,
+      t.areas
+        .filter((a) => a.pct >= 1)
+        .map((a) => `${a.name} ${fmt(a.pct, 1)}%`)
+        .join(', '),
+    ]);
   rows.push(
     [
       'peak RSS MB',

@@ -26,6 +26,8 @@ export interface StartOptions {
   readonly env?: Readonly<Record<string, string>>;
   /** Arguments after `serve`. */
   readonly args?: readonly string[];
+  /** Options of node itself, before the entry file (for example `--cpu-prof`). */
+  readonly nodeArgs?: readonly string[];
   /** Admin key (>= 24 characters); a random one when absent. */
   readonly adminKey?: string;
   /** Longest wait for the start line, in ms. Default 30,000. */
@@ -144,12 +146,16 @@ export async function startServer(opts: StartOptions = {}): Promise<ServerHandle
   // `git archive HEAD` copy (with node_modules linked), so that edits in progress in a shared
   // working tree cannot break a long run half-way.
   const entry = process.env['CDS_TEST_SERVER_ENTRY'] ?? 'src/main.ts';
-  const child = spawn(process.execPath, ['--import', 'tsx', entry, 'serve', ...(opts.args ?? [])], {
-    cwd: REPO_ROOT,
-    env,
-    detached: true, // own process group: kill() reaches anything it spawns
-    stdio: ['ignore', 'pipe', errFd],
-  });
+  const child = spawn(
+    process.execPath,
+    [...(opts.nodeArgs ?? []), '--import', 'tsx', entry, 'serve', ...(opts.args ?? [])],
+    {
+      cwd: REPO_ROOT,
+      env,
+      detached: true, // own process group: kill() reaches anything it spawns
+      stdio: ['ignore', 'pipe', errFd],
+    },
+  );
   closeSync(errFd);
   live.add(child);
   const exited = new Promise<ExitInfo>((res) => {
