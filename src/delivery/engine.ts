@@ -25,6 +25,11 @@ export interface Fence {
 export interface EngineOptions {
   /** How often dirty cursors are committed, in ms (default 200). */
   readonly commitIntervalMs?: number;
+  /**
+   * Main-thread time a timed commit may spend taking snapshots, in ms (default 4): subscriptions not
+   * reached wait for the next tick, taken in turn, so a commit never stalls delivery for long.
+   */
+  readonly commitBudgetMs?: number;
   /** How often leases and delays are checked, in ms (default 25). */
   readonly tickMs?: number;
   readonly onError: (e: unknown) => void;
@@ -47,6 +52,8 @@ export class DeliveryEngine {
   #committing: Promise<void> = Promise.resolve();
   /** Commits queued or running (the timer skips its tick while there is one). */
   #commitsPending = 0;
+  /** Where the next timed commit starts in the runtimes' order (round robin under the budget). */
+  #commitFrom = 0;
   #closed = false;
   /** Dead letters (and removals) a failed commit could not store, by subscription: stored first next time. */
   readonly #unsavedDeadLetters = new Map<
@@ -81,7 +88,7 @@ export class DeliveryEngine {
     this.#tail.start();
     this.#commitTimer = setInterval(() => {
       // A commit slower than the interval makes the timer skip a tick rather than queue without bound.
-      if (this.#commitsPending === 0) void this.commit();
+      if (this.#commitsPending === 0) void this.commit(this.opts.commitBudgetMs ?? 4);
     }, this.opts.commitIntervalMs ?? 200);
     this.#commitTimer.unref();
     this.#tickTimer = setInterval(() => {
@@ -205,11 +212,15 @@ export class DeliveryEngine {
     return Promise.all(ext.map((e) => firstAtOrAfter(this.log, e.partition, e.first, e.next, t)));
   }
 
-  /** Writes dead letters, then the cursors of every subscription that changed, in one batch. */
-  commit(): Promise<void> {
+  /**
+   * Writes dead letters, then the cursors of every subscription that changed, in one batch. With a
+   * `budgetMs` (the timer's commits), it stops taking subscriptions once their snapshots have taken
+   * that long; the next one starts where it stopped. Without, everything is committed.
+   */
+  commit(budgetMs = Infinity): Promise<void> {
     this.#commitsPending++;
     this.#committing = this.#committing
-      .then(() => this.#commitNow())
+      .then(() => this.#commitNow(budgetMs))
       .catch(this.opts.onError)
       .finally(() => {
         this.#commitsPending--;
@@ -222,13 +233,24 @@ export class DeliveryEngine {
    * (the store is unavailable during a PostgreSQL outage). A subscription whose dead letters were not
    * stored keeps its cursor back too, so that no cursor is stored past a letter that is not.
    */
-  async #commitNow(): Promise<void> {
+  async #commitNow(budgetMs: number): Promise<void> {
     const cursors = new Map<string, CursorSnapshot[]>();
     const fences = new Map<string, number>();
     const dirty: SubscriptionRuntime[] = [];
     let failure: { e: unknown } | undefined;
-    // Retiring runtimes first: a runtime started again under the same name (a new lease) wins.
-    for (const [name, rt] of [...this.#retiring, ...this.#runtimes]) {
+    const started = performance.now();
+    const running = [...this.#runtimes];
+    const from = this.#commitFrom % Math.max(1, running.length);
+    let reached = 0;
+    // Retiring runtimes first, always: a runtime started again under the same name (a new lease) wins.
+    const retiring = [...this.#retiring];
+    const order = [...retiring, ...running.slice(from), ...running.slice(0, from)];
+    for (let i = 0; i < order.length; i++) {
+      const [name, rt] = order[i] as [string, SubscriptionRuntime];
+      if (i >= retiring.length) {
+        if (reached > 0 && performance.now() - started > budgetMs) break;
+        reached++;
+      }
       const taken = rt.takeDeadLetters();
       const held = this.#unsavedDeadLetters.get(name);
       const dl =
@@ -259,6 +281,7 @@ export class DeliveryEngine {
       const fence = this.#fences.get(rt);
       if (fence !== undefined) fences.set(name, fence.token);
     }
+    this.#commitFrom = from + reached;
     let refused: string[];
     try {
       refused = await this.store.saveCursors(cursors, fences);

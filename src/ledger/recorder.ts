@@ -7,9 +7,12 @@ import type { DeliveryIntrospect } from '../delivery/introspect.ts';
 import type { CursorSnapshot } from '../state/subscriptions-port.ts';
 import type { CommitRecordAt, LedgerStore } from './port.ts';
 
+/** Pending offsets with their delivery counts, ascending (a cursor snapshot's `pending`). */
+type Pending = readonly (readonly [offset: number, deliveryCount: number, ...rest: unknown[]])[];
+
 interface Seen {
   next: number;
-  pending: Map<number, number>;
+  pending: Pending;
 }
 
 /** Flat half-open ranges, merged when adjacent; offsets must come in ascending order. */
@@ -30,6 +33,45 @@ export function inRanges(flat: readonly number[], offset: number): boolean {
   return false;
 }
 
+/**
+ * Between two commits of a partition: `r`, the offsets resolved (pending before and not now, or read
+ * since and not pending now); `d`, those first seen delivered (pending now with a delivery, not
+ * delivered before). One merge of the two ascending pending lists, no per-offset maps: a commit's
+ * cost follows the window, and that can be thousands of entries per subscription under lag.
+ */
+export function resolvedAndDelivered(
+  prev: Seen,
+  now: { next: number; pending: Pending },
+): { r: Ranges; d: Ranges } {
+  const r = new Ranges();
+  const d = new Ranges();
+  const a = prev.pending;
+  const b = now.pending;
+  let j = 0;
+  for (let i = 0; i < a.length; i++) {
+    const [o, before] = a[i] as Pending[number];
+    for (; j < b.length && (b[j] as Pending[number])[0] < o; j++) {
+      const [bo, count] = b[j] as Pending[number];
+      if (count > 0) d.add(bo, bo + 1);
+    }
+    const e = b[j];
+    if (e !== undefined && e[0] === o) {
+      if (e[1] > 0 && before === 0) d.add(o, o + 1);
+      j++;
+    } else r.add(o, o + 1);
+  }
+  let from = prev.next;
+  for (; j < b.length; j++) {
+    const [o, count] = b[j] as Pending[number];
+    if (count > 0) d.add(o, o + 1);
+    if (o < prev.next) continue;
+    r.add(from, o);
+    from = o + 1;
+  }
+  r.add(from, now.next);
+  return { r, d };
+}
+
 /** Records cursor commits into the ledger store. */
 export class LedgerRecorder {
   readonly #seen = new Map<string, Map<number, Seen>>();
@@ -46,7 +88,7 @@ export class LedgerRecorder {
       for (const p of view.parts)
         m.set(p.partition, {
           next: p.next,
-          pending: new Map([...p.pending].map(([o, e]) => [o, e.deliveryCount])),
+          pending: [...p.pending].map(([o, e]) => [o, e.deliveryCount] as const).sort((a, b) => a[0] - b[0]),
         });
       this.#seen.set(name, m);
     };
@@ -55,8 +97,7 @@ export class LedgerRecorder {
   /** The last committed cursors of a subscription (at start, before the engine commits). */
   seed(name: string, cursors: readonly CursorSnapshot[]): void {
     const m = new Map<number, Seen>();
-    for (const c of cursors)
-      m.set(c.partition, { next: c.next, pending: new Map(c.pending.map(([o, n]) => [o, n] as const)) });
+    for (const c of cursors) m.set(c.partition, { next: c.next, pending: c.pending });
     this.#seen.set(name, m);
   }
 
@@ -84,22 +125,11 @@ export class LedgerRecorder {
     if (seen === undefined) this.#seen.set(name, (seen = new Map()));
     const exceptions = this.introspect.takeExceptions(name);
     for (const s of snaps) {
-      const now = new Map(s.pending.map(([o, n]) => [o, n] as const));
       const prev = seen.get(s.partition);
-      seen.set(s.partition, { next: s.next, pending: now });
+      seen.set(s.partition, { next: s.next, pending: s.pending });
       // First sight, or a seek backwards: start afresh (the ledger says so by having no record).
       if (prev === undefined || s.next < prev.next) continue;
-      const r = new Ranges();
-      for (const o of [...prev.pending.keys()].sort((a, b) => a - b)) if (!now.has(o)) r.add(o, o + 1);
-      let from = prev.next;
-      for (const [o] of s.pending) {
-        if (o < prev.next) continue;
-        r.add(from, o);
-        from = o + 1;
-      }
-      r.add(from, s.next);
-      const d = new Ranges();
-      for (const [o, count] of s.pending) if (count > 0 && (prev.pending.get(o) ?? 0) === 0) d.add(o, o + 1);
+      const { r, d } = resolvedAndDelivered(prev, s);
       const x: [number, string][] = [];
       for (const e of exceptions) if (e.partition === s.partition) x.push([e.offset, e.outcome]);
       if (r.flat.length === 0 && d.flat.length === 0 && x.length === 0) continue;
