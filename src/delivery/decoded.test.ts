@@ -7,9 +7,10 @@ import { decodeRecord } from './decoded.ts';
 
 const route = { topics: ['decisions.equity.pf-17', 'alerts'], key: 'pf-17', priority: 7 };
 
+/** A record as read from the log's files (no memo). */
 function stored(headers?: (h: Record<string, string>) => void): LogRecord {
   const d = { ...sampleDecision(), type: 'halt', expiresAt: '2026-11-27T16:00:00Z' } as never;
-  const r = toRecord(d, route, Date.now());
+  const { memo: _memo, ...r } = toRecord(d, route, Date.now());
   const h = { ...r.headers };
   headers?.(h);
   return { ...r, headers: h, partition: 3, offset: 42 };
@@ -55,4 +56,15 @@ test('a payload that is not a JSON object: undefined without headers, an empty d
   const bad = { ...stored(), payload: Buffer.from('[1]') };
   assert.equal(decodeRecord({ ...bad, headers: {} }), undefined);
   assert.deepEqual(decodeRecord(bad)?.decision, {});
+});
+
+test('a record the log served from memory: its text and decision are the ones ingest encoded, not decoded again', () => {
+  const d = { ...sampleDecision(), type: 'halt', expiresAt: '2026-11-27T16:00:00Z' } as never;
+  const r = toRecord(d, route, Date.now());
+  const got = decodeRecord({ ...r, partition: 3, offset: 42 })!;
+  assert.equal(got.payloadText, r.memo?.text, 'the same string');
+  assert.equal(got.decision, d, 'the same object, not a parse of the payload');
+  assert.equal(got.payloadText, Buffer.from(r.payload).toString('utf8'), 'and it is what was stored');
+  assert.equal(got.type, 'halt');
+  assert.equal(got.expiresAt, Date.parse('2026-11-27T16:00:00Z'));
 });

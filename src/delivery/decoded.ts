@@ -43,6 +43,10 @@ function parseObject(text: string): Record<string, unknown> | undefined {
   }
 }
 
+/** A memo's value when it is a decision object (it always is when ingest wrote the record). */
+const objectOf = (v: unknown): Record<string, unknown> | undefined =>
+  typeof v === 'object' && v !== null && !Array.isArray(v) ? (v as Record<string, unknown>) : undefined;
+
 const timeOf = (v: unknown) => (typeof v === 'string' ? Date.parse(v) : Number.NaN);
 
 /**
@@ -93,9 +97,10 @@ class Decoded implements DecodedRecord {
 /** Decodes one record; returns undefined for a payload that is not a JSON object (never expected). */
 export function decodeRecord(r: LogRecord): DecodedRecord | undefined {
   const h = r.headers;
-  const payloadText = Buffer.from(r.payload.buffer, r.payload.byteOffset, r.payload.byteLength).toString(
-    'utf8',
-  );
+  // A record the log served from memory comes with the text and value ingest encoded it from.
+  const memo = r.memo;
+  const payloadText =
+    memo?.text ?? Buffer.from(r.payload.buffer, r.payload.byteOffset, r.payload.byteLength).toString('utf8');
   const type = h[HEADERS.type];
   if (type !== undefined) {
     // Written with the type and expiry headers: the body is not parsed here.
@@ -111,7 +116,7 @@ export function decodeRecord(r: LogRecord): DecodedRecord | undefined {
       h[HEADERS.holdUntil],
       h[HEADERS.priority],
       payloadText,
-      undefined,
+      objectOf(memo?.value),
     );
   }
   // Records stored before those headers existed.

@@ -84,7 +84,14 @@ export function toRecord(d: Decision, route: RouteOutcome, receivedAt: number): 
     headers[HEADERS.rules] = route.matchedRules.join(' ');
   if (route.holdUntil !== undefined) headers[HEADERS.holdUntil] = route.holdUntil;
   if (route.quarantined !== undefined) headers[HEADERS.quarantine] = route.quarantined;
-  return { key: route.key, timestamp: receivedAt, headers, payload: Buffer.from(JSON.stringify(d), 'utf8') };
+  const text = JSON.stringify(d);
+  return {
+    key: route.key,
+    timestamp: receivedAt,
+    headers,
+    payload: Buffer.from(text, 'utf8'),
+    memo: { text, value: d },
+  };
 }
 
 /** Topics from a record's header. */

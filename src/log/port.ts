@@ -18,6 +18,12 @@ export interface AppendRecord {
   readonly headers: Readonly<Record<string, string>>;
   /** The body (the decision as UTF-8 JSON); stored and returned byte for byte. */
   readonly payload: Uint8Array;
+  /**
+   * In-process only, never stored: what the writer already holds of the payload, its text and its
+   * parsed value. An adapter that serves recent records from memory returns it with them, so that
+   * live delivery neither decodes nor parses again what ingest just encoded (DESIGN 9).
+   */
+  readonly memo?: { readonly text: string; readonly value: unknown };
 }
 
 /** A stored record, as read back. */

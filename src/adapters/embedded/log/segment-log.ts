@@ -28,6 +28,11 @@ export interface SegmentLogOptions {
    * positions handed out by the log before the restore are refused (EPOCH_MISMATCH).
    */
   readonly newEpoch?: boolean;
+  /**
+   * How many of the last committed records reads are served from memory (default 16,384; 0: every
+   * read goes to the files). Their payload bytes are bounded too (16 MiB).
+   */
+  readonly recentRecords?: number;
 }
 
 /** A point-in-time description of the log's files (SegmentLog.snapshot). */
@@ -61,6 +66,11 @@ const READ_CHUNK_BYTES = 1024 * 1024;
 const INDEX_CACHE = 8;
 /** Read handles of sealed segments kept open. */
 const HANDLE_CACHE = 16;
+/** Records last committed that reads are served from memory (a second or two of live traffic)... */
+const RECENT_RECORDS = 16_384;
+/** ...within this many payload bytes. */
+const RECENT_BYTES = 16 * 1024 * 1024;
+const EMPTY = new Uint8Array(0);
 
 interface Segment {
   readonly base: number;
@@ -72,6 +82,7 @@ interface Segment {
 
 interface PendingAppend {
   readonly frame: EncodedFrame;
+  readonly records: readonly AppendRecord[];
   readonly resolve: (v: Appended[]) => void;
   readonly reject: (e: unknown) => void;
 }
@@ -189,6 +200,14 @@ export class SegmentLog implements EventLog {
   private readonly handles = new Map<number, FileHandle>();
   private retired: FileHandle[] = [];
   private readsInFlight = 0;
+  /**
+   * The last records committed, [recentFirst, next), as they were appended (with their memo): the
+   * tail readers of live subscriptions read them from here, without a read from the file or a decode.
+   */
+  private recent: LogRecord[] = [];
+  private recentFirst = 0;
+  private recentBytes = 0;
+  private recentMax = RECENT_RECORDS;
 
   private constructor(
     private readonly dir: string,
@@ -204,6 +223,7 @@ export class SegmentLog implements EventLog {
     this.active = segments[segments.length - 1]!;
     this.activeIdx = activeIdx;
     this.next = this.active.base + this.active.count;
+    this.recentFirst = this.next;
     this.bytes = segments.reduce((s, g) => s + g.size, 0);
   }
 
@@ -279,7 +299,9 @@ export class SegmentLog implements EventLog {
       const idx = encodeIndex(scan.spans.data, 0, scan.spans.count);
       if (idx.length > 0) await idxFh.write(idx, 0, idx.length, 0);
       segments.push({ base, size: scan.validBytes, count: scan.spans.count });
-      return new SegmentLog(dir, meta.epoch, segmentBytes, release, segments, fh, idxFh, scan.spans);
+      const log = new SegmentLog(dir, meta.epoch, segmentBytes, release, segments, fh, idxFh, scan.spans);
+      log.recentMax = opts.recentRecords ?? RECENT_RECORDS;
+      return log;
     } catch (e) {
       await fh.close();
       await idxFh?.close();
@@ -304,7 +326,7 @@ export class SegmentLog implements EventLog {
       return Promise.reject(e);
     }
     return new Promise<Appended[]>((resolve, reject) => {
-      this.pending.push({ frame, resolve, reject });
+      this.pending.push({ frame, records, resolve, reject });
       if (!this.flushing) {
         this.flushing = true;
         // A microtask, not a timer: appends issued in the same tick share the first write.
@@ -394,9 +416,56 @@ export class SegmentLog implements EventLog {
     seg.size = pos;
     seg.count += k;
     this.bytes += bytes;
+    this.remember(group, base);
     this.next = off;
     for (let i = 0; i < group.length; i++) group[i]!.resolve(results[i]!);
     this.wake();
+  }
+
+  /** Keeps a committed group in `recent`, bounded by `recentRecords` and RECENT_BYTES. */
+  private remember(group: readonly PendingAppend[], base: number): void {
+    if (this.recentMax === 0) {
+      this.recentFirst = base + group.reduce((n, p) => n + p.records.length, 0);
+      return;
+    }
+    if (this.recentFirst + this.recent.length !== base) {
+      this.recent = [];
+      this.recentFirst = base;
+      this.recentBytes = 0;
+    }
+    let offset = base;
+    for (const p of group) {
+      const { buf, recordSpans } = p.frame;
+      for (let i = 0; i < p.records.length; i++) {
+        const r = p.records[i]!;
+        const n = r.payload.byteLength;
+        // The payload as a view of the sealed frame (as a read from the file would give), not the
+        // writer's own buffer: what a reader gets cannot change under it.
+        const end = buf.byteOffset + recordSpans[i * 2]! + recordSpans[i * 2 + 1]!;
+        const rec: LogRecord = {
+          partition: 0,
+          offset: offset++,
+          key: r.key,
+          timestamp: r.timestamp,
+          headers: r.headers,
+          payload: n === 0 ? EMPTY : new Uint8Array(buf.buffer, end - n, n),
+          ...(r.memo === undefined ? {} : { memo: r.memo }),
+        };
+        this.recent.push(rec);
+        this.recentBytes += n;
+      }
+    }
+    if (this.recent.length > this.recentMax * 1.25 || this.recentBytes > RECENT_BYTES * 1.25) {
+      // Dropped in bulk, not one by one: an array shift per record would copy the rest every time.
+      let drop = Math.max(0, this.recent.length - this.recentMax);
+      let bytes = 0;
+      for (let i = 0; i < drop; i++) bytes += this.recent[i]!.payload.byteLength;
+      while (this.recentBytes - bytes > RECENT_BYTES && drop < this.recent.length)
+        bytes += this.recent[drop++]!.payload.byteLength;
+      this.recent = this.recent.slice(drop);
+      this.recentFirst += drop;
+      this.recentBytes -= bytes;
+    }
   }
 
   private async roll(): Promise<void> {
@@ -544,6 +613,10 @@ export class SegmentLog implements EventLog {
     const out: LogRecord[] = [];
     const end = this.next;
     let off = Math.max(fromOffset, this.first);
+    if (off >= this.recentFirst && off < this.recentFirst + this.recent.length) {
+      const i = off - this.recentFirst;
+      return this.recent.slice(i, i + Math.min(maxRecords, end - off));
+    }
     this.readsInFlight++;
     try {
       while (out.length < maxRecords && off < end) {
