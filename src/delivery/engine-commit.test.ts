@@ -13,6 +13,7 @@ import { LmdbSubscriptionStore } from '../adapters/embedded/subscriptions/lmdb-s
 import type { CursorSnapshot } from '../state/subscriptions-port.ts';
 import { SPEC_DEFAULTS, type SubscriptionSpec } from '../subscriptions/spec.ts';
 import { DeliveryEngine } from './engine.ts';
+import type { SubscriptionRuntime } from './runtime.ts';
 
 test('a budgeted commit takes subscriptions in turn; an explicit one takes them all', async (t) => {
   const dir = await mkdtemp(join(tmpdir(), 'cds-engine-commit-'));
@@ -31,9 +32,15 @@ test('a budgeted commit takes subscriptions in turn; an explicit one takes them 
   };
   const engine = new DeliveryEngine(log, store, { onError: (e) => assert.fail(String(e)) });
   const names = Array.from({ length: 7 }, (_, i) => `s${i}`);
-  const runtimes = [];
+  const runtimes: SubscriptionRuntime[] = [];
   for (const name of names) {
-    const spec: SubscriptionSpec = { ...SPEC_DEFAULTS, name, topics: ['decisions.>'], state: 'active' };
+    const spec: SubscriptionSpec = {
+      ...SPEC_DEFAULTS,
+      name,
+      topics: ['decisions.>'],
+      start: { kind: 'latest' },
+      state: 'active',
+    };
     const now = new Date().toISOString();
     await store.put({ name, version: 1, spec: { ...spec }, createdAt: now, updatedAt: now }, 0);
     runtimes.push(engine.add(spec, []));
