@@ -152,8 +152,11 @@ async function runCluster(ctx: RunContext): Promise<WorkloadOutcome> {
   });
   try {
     const first = services.instances[0]!;
+    const generators = Math.max(o.generators, o.instances);
     const outcome = await runDelivery({
       ...ctx,
+      // At least one generator per instance, so that every instance takes publishes.
+      opts: { ...o, generators },
       url: first.url,
       grpcAddress: first.grpcAddress,
       key: services.adminKey,
@@ -176,6 +179,7 @@ async function runCluster(ctx: RunContext): Promise<WorkloadOutcome> {
         ...outcome.details,
         cluster: {
           instances: services.instances,
+          generators,
           pulsar: {
             webServiceUrl: services.pulsar.webServiceUrl,
             brokerServiceUrl: services.pulsar.brokerServiceUrl,
