@@ -7,7 +7,6 @@
  * 0017), `error`. A bad message gets an `error` frame, never a close.
  */
 import type { IncomingMessage } from 'node:http';
-import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { FastifyInstance } from 'fastify';
 import { WebSocketServer, type WebSocket } from 'ws';
@@ -66,22 +65,8 @@ function session(ws: WebSocket, principal: AuthContext, ctx: AppContext): void {
   let consumer: ConsumerHandle | undefined;
   let subscribing = false;
   let alive = true;
-  // Writes of one turn of the event loop leave in one syscall (DESIGN 9: corked writes): typically an
-  // ack's answer and the deliveries its credits released. `ws` has no API for it; its socket does.
-  const socket = (ws as unknown as { _socket?: Socket })._socket;
-  let corked = false;
-  const uncork = () => {
-    corked = false;
-    socket?.uncork();
-  };
   const send = (s: string) => {
-    if (ws.readyState !== ws.OPEN) return;
-    if (!corked && socket !== undefined) {
-      corked = true;
-      socket.cork();
-      setImmediate(uncork);
-    }
-    ws.send(s);
+    if (ws.readyState === ws.OPEN) ws.send(s);
   };
   const hb = setInterval(() => {
     if (!alive) return ws.terminate();
