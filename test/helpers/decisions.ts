@@ -112,6 +112,13 @@ function decimal(value: number, scale: number): string {
 }
 
 /**
+ * The expiry of generated decisions: far in the future, so that they are delivered whatever day a
+ * test or benchmark runs. (They used to expire at 16:00 UTC on the day they were written, 2026-11-27;
+ * after that delivery skipped them as expired and every test counting deliveries waited for ever.)
+ */
+export const NEVER_EXPIRES = '2099-11-27T16:00:00Z';
+
+/**
  * A fixed valid decision number `i` (decisionId `dec-000001` style), close to the example in the
  * issue; `overrides` replaces top-level fields (use `undefined` values to drop optional ones).
  */
@@ -132,7 +139,7 @@ export function makeDecision(i: number, overrides: Partial<Decision> = {}): Deci
     timeInForce: 'day',
     policy: { verdict: 'approved', ruleIds: ['max-position'], reasons: [] },
     priority: 5,
-    expiresAt: '2026-11-27T16:00:00Z',
+    expiresAt: NEVER_EXPIRES,
     createdAt: '2026-11-27T09:30:00.123Z',
     attributes: { desk: 'eq-us' },
   };
@@ -162,6 +169,9 @@ export interface DecisionGenerator {
   /** The PRNG itself, for callers that want the same reproducible stream of choices. */
   readonly rand: () => number;
 }
+
+/** From the generator's creation times (2026) to their expiries (2099). */
+const FAR_FUTURE_MS = Date.parse(NEVER_EXPIRES) - Date.parse('2026-11-27T16:00:00Z');
 
 /** Creates a seeded generator of valid decisions. */
 export function createDecisionGenerator(opts: GeneratorOptions): DecisionGenerator {
@@ -215,7 +225,8 @@ export function createDecisionGenerator(opts: GeneratorOptions): DecisionGenerat
       if (!market) d.limitPrice = decimal(inst.price * (0.98 + rand() * 0.04), inst.price < 10 ? 6 : 2);
       d.timeInForce = market ? 'ioc' : rand() < 0.8 ? 'day' : 'gtc';
     }
-    if (rand() < 0.7) d.expiresAt = new Date(createdMs + 6.5 * 3600_000).toISOString();
+    // The close of the trading day, in a year no run will reach (see NEVER_EXPIRES).
+    if (rand() < 0.7) d.expiresAt = new Date(createdMs + FAR_FUTURE_MS + 6.5 * 3600_000).toISOString();
     return d;
   };
 
