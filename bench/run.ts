@@ -107,7 +107,11 @@ async function runOnce(
   let server: ServerHandle | undefined;
   let grpcAddress = args.grpc;
   const env: Record<string, string> = { ...SERVICE_ENV, ...args.env };
-  const profileDir = args.cpuProfile && args.url === undefined ? profileDirOf(out) : undefined;
+  // Only the service the harness starts itself is profiled (not a --url one, nor a cluster's).
+  const profileDir =
+    args.cpuProfile && args.url === undefined && workload.startsServices !== true
+      ? profileDirOf(out)
+      : undefined;
   if (profileDir !== undefined) {
     rmSync(profileDir, { recursive: true, force: true });
     mkdirSync(profileDir, { recursive: true });
