@@ -42,7 +42,8 @@ function rec(name: string, version = 1): SubscriptionRecord {
   };
 }
 
-function letter(partition: number, offset: number): DeadLetter {
+/** A dead letter at `offset` of `partition` (contract cases and the lease race tests). */
+export function letter(partition: number, offset: number): DeadLetter {
   return {
     partition,
     offset,

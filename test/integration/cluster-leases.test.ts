@@ -7,6 +7,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { after, it } from 'node:test';
 import { PostgresLeaseStore, PostgresSubscriptionStore } from '../../src/adapters/postgres/index.ts';
 import { leaseStoreContract } from '../../src/state/leases-contract.ts';
+import { letter } from '../../src/state/subscriptions-contract.ts';
 import { startPostgres, type TestPostgres } from '../helpers/postgres.ts';
 
 const started = await startPostgres();
@@ -63,16 +64,6 @@ if ('skipped' in started) {
     const subs = await PostgresSubscriptionStore.open(server.url);
     const a = await PostgresLeaseStore.open(server.url);
     const b = await PostgresLeaseStore.open(server.url);
-    const letter = (offset: number) => ({
-      partition: 0,
-      offset,
-      key: 'k',
-      decisionId: `d-${offset}`,
-      revision: 1,
-      reason: 'max_deliveries',
-      deliveryCount: 3,
-      at: new Date().toISOString(),
-    });
     const offsets = async (name: string) =>
       (await subs.listDeadLetters(name, { limit: 10 })).map((l) => l.offset);
     try {
@@ -80,11 +71,11 @@ if ('skipped' in started) {
         const name = `race-dl-${i}`;
         const at = new Date().toISOString();
         await subs.put({ name, version: 1, spec: {}, createdAt: at, updatedAt: at }, 0, []);
-        await subs.addDeadLetters(name, [letter(7)]); // an earlier letter, replayed by A below
+        await subs.addDeadLetters(name, [letter(0, 7)]); // an earlier letter, replayed by A below
         const old = (await a.acquire('A', [name], 40)).get(name) as number;
         await sleep(50); // A's lease expires; A does not know yet and writes as B takes over
         const [added, removed, seen] = await Promise.all([
-          subs.addDeadLetters(name, [letter(1)], old),
+          subs.addDeadLetters(name, [letter(0, 1)], old),
           subs.removeDeadLetters(name, [{ partition: 0, offset: 7 }], old),
           (async () => {
             await b.acquire('B', [name], 60_000);
