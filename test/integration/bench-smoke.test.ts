@@ -148,11 +148,20 @@ test('bench profile: the filters as data select exactly what the service evaluat
 });
 
 test('bench clock: one monotonic clock across processes (latencies subtract times of two processes)', async () => {
-  // In one process: the shifted performance.now() is CLOCK_MONOTONIC within 50 µs.
-  for (let i = 0; i < 5; i++) {
-    const hr = Number(process.hrtime.bigint()) / 1e6;
-    assert.ok(Math.abs(monoMs() - hr) < 0.05, `monoMs ${monoMs()} vs hrtime ${hr}`);
+  // In one process: the shifted performance.now() is CLOCK_MONOTONIC within 50 µs. It is read
+  // between two hrtime readings, and the tightest of several brackets is judged: on a loaded machine
+  // the process can be descheduled between any two reads (CI once saw a 60 µs gap).
+  let best = { gap: Infinity, before: 0, mono: 0, after: 0 };
+  for (let i = 0; i < 200 && best.gap > 0.01; i++) {
+    const before = Number(process.hrtime.bigint()) / 1e6;
+    const mono = monoMs();
+    const after = Number(process.hrtime.bigint()) / 1e6;
+    if (after - before < best.gap) best = { gap: after - before, before, mono, after };
   }
+  assert.ok(
+    best.mono > best.before - 0.05 && best.mono < best.after + 0.05,
+    `monoMs ${best.mono} outside hrtime [${best.before}, ${best.after}] ± 0.05 ms`,
+  );
   const before = monoMs();
   const { stdout } = await run(
     process.execPath,
