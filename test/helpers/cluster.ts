@@ -8,12 +8,12 @@ import { join } from 'node:path';
 import assert from 'node:assert/strict';
 import pg from 'pg';
 import pino from 'pino';
-import { setTimeout as sleep } from 'node:timers/promises';
 import type { SegmentLog } from '../../src/adapters/embedded/log/index.ts';
 import { buildApp, type App } from '../../src/app.ts';
 import { Subscriber, type Delivery } from '../../src/client/index.ts';
 import { loadConfig } from '../../src/config/index.ts';
 import type { EventLog } from '../../src/log/index.ts';
+import { within } from './wait.ts';
 
 /** The admin key of every cluster test instance. */
 export const CLUSTER_ADMIN_KEY = 'cds_cluster-admin-key-0123456789abcdefghijkl';
@@ -190,18 +190,7 @@ export function missing(
   });
 }
 
-/** Waits until `cond` holds, checking every 25 ms; throws naming `what` after `ms`. */
-export async function within(
-  ms: number,
-  what: string,
-  cond: () => Promise<boolean> | boolean,
-): Promise<void> {
-  const t0 = Date.now();
-  while (!(await cond())) {
-    if (Date.now() - t0 > ms) throw new Error(`${what}: not within ${ms} ms`);
-    await sleep(25);
-  }
-}
+export { within };
 
 /**
  * Creates `names` (on `decisions.>`) through instance `a` and waits until the leases spread evenly

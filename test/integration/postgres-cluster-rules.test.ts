@@ -9,18 +9,9 @@ import { after, before, describe, it } from 'node:test';
 import { makeDecision } from '../helpers/decisions.ts';
 import { startTestApp, type TestApp } from '../helpers/app.ts';
 import { startPostgres, type TestPostgres } from '../helpers/postgres.ts';
+import { within } from '../helpers/wait.ts';
 
 const db = await startPostgres();
-
-/** Polls `cond` every 20 ms; resolves the elapsed ms, or throws after `ms`. */
-async function within(ms: number, what: string, cond: () => Promise<boolean>): Promise<number> {
-  const t0 = Date.now();
-  while (!(await cond())) {
-    if (Date.now() - t0 > ms) throw new Error(`${what}: not within ${ms} ms`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-  return Date.now() - t0;
-}
 
 if ('skipped' in db) {
   it('rule sets across two instances on one PostgreSQL database', { skip: db.skipped }, () => {});

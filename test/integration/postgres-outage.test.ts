@@ -13,16 +13,13 @@ import { parseScopes } from '../../src/security/scopes.ts';
 import { createDecisionGenerator, testSeed } from '../helpers/decisions.ts';
 import { startTestApp, type TestApp } from '../helpers/app.ts';
 import { startPrivatePostgres, type PrivatePostgres } from '../helpers/postgres.ts';
+import { within as waitFor } from '../helpers/wait.ts';
 
 const db = await startPrivatePostgres();
 
-async function within(ms: number, what: string, cond: () => Promise<boolean>): Promise<void> {
-  const t0 = Date.now();
-  while (!(await cond().catch(() => false))) {
-    if (Date.now() - t0 > ms) throw new Error(`${what}: not within ${ms} ms`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
+/** Requests fail while PostgreSQL is down: a failing check counts as not yet. */
+const within = (ms: number, what: string, cond: () => Promise<boolean>) =>
+  waitFor(ms, what, cond, { pollMs: 50, ignoreErrors: true });
 
 if ('skipped' in db) {
   it('PostgreSQL outage under load', { skip: db.skipped }, () => {});

@@ -21,19 +21,10 @@ import type { WebhookRecord } from '../../src/state/webhooks-port.ts';
 import { startTestApp, type TestApp } from '../helpers/app.ts';
 import { makeDecision } from '../helpers/decisions.ts';
 import { startPostgres, type TestPostgres } from '../helpers/postgres.ts';
+import { within } from '../helpers/wait.ts';
 
 const db = await startPostgres();
 const db2 = 'skipped' in db ? db : await startPostgres();
-
-/** Polls `cond` every 20 ms; resolves the elapsed ms, or throws after `ms`. */
-async function within(ms: number, what: string, cond: () => Promise<boolean> | boolean): Promise<number> {
-  const t0 = Date.now();
-  while (!(await cond())) {
-    if (Date.now() - t0 > ms) throw new Error(`${what}: not within ${ms} ms`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-  return Date.now() - t0;
-}
 
 /** A receiver that answers `status` and keeps the deliveries of the requests whose signature holds. */
 class Receiver {
