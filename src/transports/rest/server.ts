@@ -30,7 +30,8 @@ const PUBLIC = new Set(['/healthz', '/readyz', '/metrics', '/openapi.json', '/v1
 export async function buildRestServer(ctx: AppContext): Promise<FastifyInstance> {
   const app: FastifyInstance = Fastify({
     loggerInstance: ctx.logger.child({ transport: 'rest' }) as FastifyBaseLogger,
-    disableRequestLogging: true,
+    // No per-request log lines (the top-level disableRequestLogging option is deprecated, FSTDEP023).
+    logController: new Fastify.LogController({ disableRequestLogging: true }),
     bodyLimit: ctx.config.http.bodyLimitBytes,
     routerOptions: { ignoreTrailingSlash: true },
     return503OnClosing: false,
