@@ -204,10 +204,14 @@ function writeRun(file: string, r: BenchResult): void {
 
 /** Raises the rate x1.5 until a run fails, then bisects `steps` times between pass and fail. */
 async function findMax(workload: Workload, opts: BenchOptions, args: CliArgs, out: string) {
-  const runs: BenchResult[] = [];
+  const runs: { file: string; r: BenchResult }[] = [];
+  const base = out.replace(/\.json$/, '');
   const step = async (rate: number) => {
-    const r = await runOnce(workload, { ...opts, rate: Math.round(rate) }, args, out);
-    runs.push(r);
+    // Each step has files of its own (result, plot, --cpu-profile directory), like a sequence's steps.
+    const file = `${base}-rate-${Math.round(rate)}.json`;
+    const r = await runOnce(workload, { ...opts, rate: Math.round(rate) }, args, file);
+    writeRun(file, r);
+    runs.push({ file, r });
     process.stdout.write(
       `rate ${r.offeredRate}: achieved ${r.achievedRate}, ack p99 ${r.latencyMs['publishAck']?.p99} ms, ` +
         `${r.sustained ? 'sustained' : 'NOT sustained'}\n`,
@@ -255,7 +259,8 @@ async function main(): Promise<void> {
       mode: 'find-max',
       maxSustainedRate: fm.maxSustainedRate,
       firstFailingRate: fm.firstFailingRate,
-      steps: fm.runs.map((r) => ({
+      steps: fm.runs.map(({ file, r }) => ({
+        file: basename(file),
         offeredRate: r.offeredRate,
         achievedRate: r.achievedRate,
         deliveredRate: r.deliveredRate,

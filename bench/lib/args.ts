@@ -42,7 +42,8 @@ options (defaults per workload):
   --warmup S              seconds of load before measuring
   --subscribers N         subscribers (subscribers workload: a single step of N)
   --out FILE              result file (default bench/results/<workload>-<timestamp>.json); the
-                          plot is FILE with .svg; sequence steps are FILE-<step>.json/.svg
+                          plot is FILE with .svg; sequence steps are FILE-<step>.json/.svg,
+                          find-max steps FILE-rate-<rate>.json/.svg
   --rates A,B,...         latency: the rates of the sequence
   --ladder A,B,...        subscribers: the subscriber counts of the sequence
   --count N               replay: decisions published before the replay
