@@ -3,7 +3,8 @@
  * [--credits C]`. Starts the service in a child process, publishes N decisions through one
  * PublishStream (batches of B, K batches in flight), then reads them through one Session (credits
  * granted C at a time, cumulative acks per partition per frame). Prints decisions/s of each phase,
- * the service's CPU time per decision in each (Linux), and the load average.
+ * the service's CPU time per decision in each (Linux), and the load average. With
+ * CDS_BENCH_CPU_PROF=DIR the service is profiled (node --cpu-prof) into DIR.
  */
 import { readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
@@ -59,7 +60,10 @@ const sessionReq = (m: Partial<SessionRequest>): SessionRequest => ({
 
 async function main(): Promise<void> {
   const port = await freePort();
+  // CDS_BENCH_CPU_PROF=DIR: the service runs under node --cpu-prof, its profiles written to DIR.
+  const profDir = process.env['CDS_BENCH_CPU_PROF'];
   const server = await startServer({
+    ...(profDir === undefined ? {} : { nodeArgs: ['--cpu-prof', `--cpu-prof-dir=${profDir}`] }),
     env: {
       CDS_GRPC_PORT: String(port),
       CDS_RATE_REQUESTS_PER_SECOND: '1000000',
