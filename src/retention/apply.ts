@@ -3,6 +3,11 @@
  * compute where the policies let the partition be cut, lower the cut to what lagging durable
  * subscriptions still need under a `wait` policy, tell the others and the ledger what a `drop` policy
  * takes from them, then trim the log (whole segments) and make the decision index forget it.
+ *
+ * In cluster mode (ADR 0015) the log is shared and each subscription is dispatched by one instance:
+ * the subscriptions running elsewhere are read from the shared store (their committed cursors) and
+ * always hold the trim, whatever the policy; only their owner, which alone can move their cursors,
+ * declares their losses.
  */
 import type { DeliveryEngine } from '../delivery/engine.ts';
 import type { SubscriptionRuntime } from '../delivery/runtime.ts';
@@ -11,7 +16,7 @@ import { recordTopics } from '../ingest/record.ts';
 import type { LedgerService } from '../ledger/index.ts';
 import type { EventLog, LogRecord } from '../log/index.ts';
 import type { DecisionIndex } from '../state/index.ts';
-import type { SubscriptionStore } from '../state/subscriptions-port.ts';
+import type { CursorSnapshot, SubscriptionStore } from '../state/subscriptions-port.ts';
 import type { RetentionMetrics } from './metrics.ts';
 import type { PolicySet } from './policy.ts';
 import { addFacts, chunkedTrimPoint, PartitionTally, type RecordFacts, type Tally } from './trim-point.ts';
@@ -24,10 +29,35 @@ export interface ApplyDeps {
   readonly log: EventLog;
   readonly index: DecisionIndex;
   readonly engine: DeliveryEngine;
-  /** Committed cursors (a subscription's durable ack floor). */
-  readonly subscriptions: Pick<SubscriptionStore, 'loadCursors'>;
+  /** Subscriptions and their committed cursors (a subscription's durable ack floor). */
+  readonly subscriptions: Pick<SubscriptionStore, 'list' | 'loadCursors'>;
   readonly ledger: LedgerService;
   readonly metrics: RetentionMetrics;
+  /**
+   * Cluster mode (ADR 0015): the log is shared with instances that dispatch other subscriptions, so
+   * every subscription of the store is consulted, not only this engine's. False or absent: every
+   * subscription runs here (embedded).
+   */
+  readonly cluster?: boolean;
+}
+
+/**
+ * A subscription that has not acknowledged everything before the policies' cut. `rt` is set when it
+ * runs here; otherwise it runs on another instance (cluster mode) and is known by its committed cursor.
+ */
+interface Lagger {
+  readonly name: string;
+  readonly topics: readonly string[];
+  /** Its ack floor on the partition. */
+  readonly floor: number;
+  readonly rt?: SubscriptionRuntime;
+  /**
+   * Another instance's subscription that holds the first record from its floor on whatever its topics
+   * (a committed pending entry: its owner will read it again), or at once when `waits` is also set.
+   */
+  readonly atFloor?: boolean;
+  /** With `atFloor`: held at its floor as if a `wait` policy governed it (nothing known of it). */
+  readonly waits?: boolean;
 }
 
 /** What one run did to one partition. */
@@ -40,7 +70,10 @@ export interface PartitionRun {
   readonly policyCut: number;
   /** Where the cut ended up after the waiting subscriptions (before segment granularity). */
   readonly cut: number;
-  /** Subscriptions whose `wait` policy held retention back, with the offset they hold. */
+  /**
+   * Subscriptions that held retention back, with the offset they hold: under a `wait` policy, and in
+   * cluster mode every one dispatched by another instance whatever the policy (only its owner drops).
+   */
   readonly waitingFor: readonly { subscription: string; offset: number }[];
   /** Subscriptions that lost records to a `drop` policy: [from, to). */
   readonly lost: readonly { subscription: string; from: number; to: number; pending: number }[];
@@ -96,33 +129,57 @@ export class RetentionApplier {
       };
     // Subscriptions that have not acknowledged everything before the cut: the lower of the live ack
     // floor and the last committed one (acks not committed yet come again after a crash).
-    const lagging: { rt: SubscriptionRuntime; floor: number }[] = [];
-    for (const rt of [...this.deps.engine.runtimes()]) {
+    const lagging: Lagger[] = [];
+    const here = [...this.deps.engine.runtimes()];
+    for (const rt of here) {
       const live = rt.floor(p);
       if (live === undefined) continue;
       const floor = Math.min(live, await this.#committedFloor(rt.spec.name, p, live));
-      if (floor < policyCut) lagging.push({ rt, floor });
+      if (floor < policyCut) lagging.push({ name: rt.spec.name, topics: rt.spec.topics, floor, rt });
     }
-    const { cut, waitingFor, needs } =
+    if (this.deps.cluster === true) {
+      const names = new Set(here.map((rt) => rt.spec.name));
+      lagging.push(...(await this.#laggingElsewhere(p, firstBefore, policyCut, names)));
+    }
+    const scan =
       lagging.length === 0
-        ? { cut: policyCut, waitingFor: [], needs: new Map<SubscriptionRuntime, number>() }
+        ? { localCut: policyCut, cut: policyCut, waitingFor: [], needs: new Map<Lagger, number>() }
         : await this.#scanLagging(p, set, policyCut, lagging);
-    const point = log.trimPoint(p, cut);
-    if (point <= firstBefore)
-      return { ...base, firstAfter: firstBefore, cut, waitingFor, lost: [], removedRecords: 0 };
-    // `drop`: every lagging subscription not holding the cut loses [floor, point). The ledger first,
-    // so that a crash after the trim never leaves a loss unrecorded; then the cursors, then the log.
+    const { needs } = scan;
+    const waitingFor = [...scan.waitingFor];
+    let cut = scan.cut;
+    // `drop` applies to this instance's subscriptions up to `localPoint`, the trim point of the cut held
+    // only by `wait` policies. Another instance's subscription lagging under `drop` holds the trim below
+    // it (`cut`), not the losses here: each owner drops its own, and once every owner has, a later run
+    // anywhere trims (embedded: there is no other instance, the two are the same).
+    const localPoint = log.trimPoint(p, scan.localCut);
     const lost: { subscription: string; from: number; to: number; pending: number }[] = [];
-    const losers = lagging.filter((l) => (needs.get(l.rt) ?? point) < point);
-    for (const l of losers)
-      await this.deps.ledger.recordRetentionLoss(l.rt.spec.name, p, l.floor, point, now);
-    for (const l of losers) {
-      const loss = l.rt.retentionLost(p, point, now);
-      if (loss === undefined) continue;
-      lost.push({ subscription: l.rt.spec.name, from: loss.from, to: loss.to, pending: loss.pending });
-      this.deps.metrics.subscriptionsLost.inc({ subscription: l.rt.spec.name });
+    if (localPoint > firstBefore) {
+      // Every lagging subscription running here and not holding the cut loses [floor, localPoint). The
+      // ledger first, so that a crash after the trim never leaves a loss unrecorded; then the cursors,
+      // then the log.
+      const losers = lagging.filter((l) => l.rt !== undefined && (needs.get(l) ?? localPoint) < localPoint);
+      for (const l of losers) await this.deps.ledger.recordRetentionLoss(l.name, p, l.floor, localPoint, now);
+      for (const l of losers) {
+        const loss = l.rt?.retentionLost(p, localPoint, now);
+        if (loss === undefined) continue;
+        lost.push({ subscription: l.name, from: loss.from, to: loss.to, pending: loss.pending });
+        this.deps.metrics.subscriptionsLost.inc({ subscription: l.name });
+      }
+      if (lost.length > 0) await this.deps.engine.commit();
+      // Cluster mode: a commit refused (the lease moved to another instance since) or failed left the
+      // stored cursor behind: the new owner resumes from it, so the trim must not pass it.
+      if (this.deps.cluster === true)
+        for (const l of lost) {
+          const stored = await this.#committedFloor(l.subscription, p, l.to);
+          if (stored >= Math.min(cut, l.to)) continue;
+          cut = stored;
+          waitingFor.push({ subscription: l.subscription, offset: stored });
+        }
     }
-    if (lost.length > 0) await this.deps.engine.commit();
+    const point = Math.min(localPoint, log.trimPoint(p, cut));
+    if (point <= firstBefore)
+      return { ...base, firstAfter: firstBefore, cut, waitingFor, lost, removedRecords: 0 };
     const removed = this.#removedStats(tally, point);
     const firstAfter = await log.trim(p, point);
     await this.#afterTrim(p, set, tally, firstAfter, removed);
@@ -135,6 +192,41 @@ export class RetentionApplier {
     const c = (await this.deps.subscriptions.loadCursors(name)).find((x) => x.partition === p);
     if (c === undefined) return dflt;
     return c.pending.length > 0 ? Math.min(c.next, (c.pending[0] as readonly [number, number])[0]) : c.next;
+  }
+
+  /**
+   * Cluster mode: the subscriptions of the shared store that do not run here and whose committed cursor
+   * on `p` is below `policyCut`. Their floor is the committed one (what their owner resumes from after
+   * a crash or a move): the first pending offset at or above the log's first `first` (one below it is
+   * gone already), else the read position. Without a committed cursor on `p` (or a definition without
+   * topics) nothing is known of what it needs: its owner's runtime starts at the log's tail when it
+   * takes it, at any offset up to now, and may hold records from there until it commits; such a
+   * subscription holds the whole partition, as under `wait`, until a cursor is committed.
+   */
+  async #laggingElsewhere(
+    p: number,
+    first: number,
+    policyCut: number,
+    here: ReadonlySet<string>,
+  ): Promise<Lagger[]> {
+    const out: Lagger[] = [];
+    for (const r of await this.deps.subscriptions.list()) {
+      if (here.has(r.name)) continue;
+      const topics = specTopics(r.spec);
+      const c: CursorSnapshot | undefined = (await this.deps.subscriptions.loadCursors(r.name)).find(
+        (x) => x.partition === p,
+      );
+      if (c === undefined || topics === undefined) {
+        const floor = c === undefined ? first : cursorFloor(c, first);
+        if (floor < policyCut) out.push({ name: r.name, topics: [], floor, atFloor: true, waits: true });
+        continue;
+      }
+      const floor = cursorFloor(c, first);
+      if (floor >= policyCut) continue;
+      const pending = c.pending.some(([o]) => o >= first);
+      out.push({ name: r.name, topics, floor, ...(pending ? { atFloor: true } : {}) });
+    }
+    return out;
   }
 
   /** Makes the index forget what the log no longer holds (also after a crash between the two). */
@@ -179,22 +271,34 @@ export class RetentionApplier {
    * Reads [lowest floor, cut) once for the lagging subscriptions: a record a subscription needs (one of
    * its topics matches the subscription's patterns) holds the cut back when the policy governing that
    * topic says `wait`; the first needed record of each is noted (a `drop` policy's loss is real only
-   * when there is one). Stops as soon as every lagging subscription is held.
+   * when there is one). A subscription running on another instance (cluster mode) is held at the first
+   * record it needs whatever the policy (at its floor when that is a committed pending entry): under
+   * `wait` it holds the cut (`localCut`, the losses here too), under `drop` only the trim (`cut`), its
+   * owner drops it. Stops as soon as every lagging subscription is held.
    */
   async #scanLagging(
     p: number,
     set: PolicySet,
     policyCut: number,
-    lagging: readonly { rt: SubscriptionRuntime; floor: number }[],
+    lagging: readonly Lagger[],
   ): Promise<{
+    localCut: number;
     cut: number;
     waitingFor: { subscription: string; offset: number }[];
-    needs: Map<SubscriptionRuntime, number>;
+    needs: Map<Lagger, number>;
   }> {
     let cut = policyCut;
+    let trimCut = policyCut;
     const waitingFor: { subscription: string; offset: number }[] = [];
-    const needs = new Map<SubscriptionRuntime, number>();
-    const held = new Set<SubscriptionRuntime>();
+    const needs = new Map<Lagger, number>();
+    const held = new Set<Lagger>();
+    const hold = (l: Lagger, offset: number, waits: boolean): void => {
+      held.add(l);
+      waitingFor.push({ subscription: l.name, offset });
+      if (waits) cut = Math.min(cut, offset);
+      else trimCut = Math.min(trimCut, offset);
+    };
+    for (const l of lagging) if (l.atFloor === true && l.waits === true) hold(l, l.floor, true);
     let at = Math.min(...lagging.map((l) => l.floor));
     while (at < cut && held.size < lagging.length) {
       const recs = await this.deps.log.read(p, at, Math.min(READ_BATCH, cut - at));
@@ -203,24 +307,26 @@ export class RetentionApplier {
         if (r.offset >= cut) break;
         const topics = recordTopics(r);
         for (const l of lagging) {
-          if (held.has(l.rt) || r.offset < l.floor) continue;
+          if (held.has(l) || r.offset < l.floor) continue;
           let needed = false;
           let waits = false;
           for (const t of topics) {
-            if (!l.rt.spec.topics.some((pat) => topicMatches(pat, t))) continue;
+            if (!l.topics.some((pat) => topicMatches(pat, t))) continue;
             needed = true;
             if (set.policies[set.governing(t)]?.onUnacknowledged === 'wait') waits = true;
           }
-          if (needed && !needs.has(l.rt)) needs.set(l.rt, r.offset);
+          if (l.rt === undefined) {
+            if (needed || l.atFloor === true) hold(l, r.offset, waits);
+            continue;
+          }
+          if (needed && !needs.has(l)) needs.set(l, r.offset);
           if (!waits) continue;
-          held.add(l.rt);
-          waitingFor.push({ subscription: l.rt.spec.name, offset: r.offset });
-          cut = Math.min(cut, r.offset);
+          hold(l, r.offset, true);
         }
       }
       at = (recs[recs.length - 1] as LogRecord).offset + 1;
     }
-    return { cut, waitingFor, needs };
+    return { localCut: cut, cut: Math.min(cut, trimCut), waitingFor, needs };
   }
 
   /** Per policy, the tallies of the records before `point` (what a trim to it removes). */
@@ -272,6 +378,18 @@ export class RetentionApplier {
       this.deps.metrics.removedBytes.inc(labels, t.bytes);
     }
   }
+}
+
+/** A stored definition's topic patterns, or undefined when it has none readable. */
+function specTopics(spec: Readonly<Record<string, unknown>>): string[] | undefined {
+  const t = spec['topics'];
+  return Array.isArray(t) && t.length > 0 && t.every((x) => typeof x === 'string') ? t : undefined;
+}
+
+/** A committed cursor's floor: its first pending offset not below `first`, else its read position. */
+function cursorFloor(c: CursorSnapshot, first: number): number {
+  const pending = c.pending.find(([o]) => o >= first);
+  return pending === undefined ? c.next : Math.min(c.next, pending[0]);
 }
 
 /** The facts retention needs of a log record. */
