@@ -335,6 +335,8 @@ export async function buildApp(
       store: retentionStore,
       engine,
       subscriptions: subscriptionStore,
+      // Cluster mode: subscriptions dispatched by other instances hold the shared log too (ADR 0017).
+      cluster: coordinator !== undefined,
       ledger,
       audit,
       metrics: new RetentionMetrics(metrics.registry),
