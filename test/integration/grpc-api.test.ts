@@ -141,12 +141,12 @@ describe('gRPC API: a generic client by reflection', { timeout: 90_000 }, () => 
     );
     assert.equal(got[0].decision.decisionId, 'dec-009001');
 
-    const one = await call<Any>(decisions, 'Get', { decisionId: 'dec-009002' });
+    const one = await call<Any>(decisions, 'Get', { decision_id: 'dec-009002' });
     assert.equal(JSON.parse(one.decisions[0].toString()).position, positions[1]);
 
     const pages: Any[] = [];
     await new Promise<void>((resolve, reject) => {
-      const q = decisions.Query({ pageSize: 2, limit: 3 }, md());
+      const q = decisions.Query({ page_size: 2, limit: 3 }, md());
       q.on('data', (p: Any) => pages.push(p));
       q.on('end', resolve);
       q.on('error', reject);

@@ -21,6 +21,7 @@ import { HealthService } from './gen/grpc/health/v1/health.ts';
 import { HealthState, healthService } from './health.ts';
 import { StreamRegistry } from './streams.ts';
 import { subscriptionService } from './subscriptions.ts';
+import { linkableDescriptors } from './reflection.ts';
 import { listenerSecurity } from './tls.ts';
 
 /** Where the .proto sources are (for reflection). */
@@ -32,6 +33,8 @@ export const PROTO_FILES = [
   'cds/v1/subscriptions.proto',
   'grpc/health/v1/health.proto',
 ];
+/** The types of rich error details (ADR 0012), served by reflection with the services. */
+const ERROR_DETAIL_FILES = ['google/rpc/error_details.proto', 'google/rpc/status.proto'];
 /** The reflection service's own proto (listed too, so that generic clients see every service). */
 const REFLECTION_INCLUDE = join(
   dirname(createRequire(import.meta.url).resolve('@grpc/reflection/package.json')),
@@ -84,10 +87,13 @@ export function buildGrpcServer(ctx: AppContext, opts: GrpcServerOptions = {}): 
     subscriptionService(ctx, streams, heartbeatMs) as never,
   );
   server.addService(HealthService, healthService(health) as never);
-  const pkg = protoLoader.loadSync([...PROTO_FILES, 'grpc/reflection/v1/reflection.proto'], {
-    includeDirs: [PROTO_DIR, REFLECTION_INCLUDE],
-  });
-  new ReflectionService(pkg).addToServer(server);
+  // The error detail types too (google.rpc.BadRequest, RetryInfo, ErrorInfo): a generic client such
+  // as grpcurl resolves an error's details by reflection and shows them decoded.
+  const pkg = protoLoader.loadSync(
+    [...PROTO_FILES, ...ERROR_DETAIL_FILES, 'grpc/reflection/v1/reflection.proto'],
+    { includeDirs: [PROTO_DIR, REFLECTION_INCLUDE], keepCase: true }, // field names as in the .proto files
+  );
+  new ReflectionService(linkableDescriptors(pkg)).addToServer(server);
   let bound = false;
 
   return {
