@@ -15,6 +15,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import pg from 'pg';
 import { SegmentLog } from '../../src/adapters/embedded/log/index.ts';
 import { PostgresSubscriptionStore } from '../../src/adapters/postgres/index.ts';
 import {
@@ -187,6 +188,71 @@ if ('skipped' in started) {
         const stats = await request(i, 'GET', `/v1/subscriptions/${name}/stats`);
         assert.equal(stats.status, 200, JSON.stringify(stats.body));
         assert.ok(stats.body.retentionLost.pending > 0, JSON.stringify(stats.body.retentionLost));
+      }
+    });
+  });
+
+  describe('a loss commit refused because the lease moved', () => {
+    it('the instance that dropped the subscription does not trim past its stored cursor', async () => {
+      const db2 = (await startPostgres()) as TestPostgres;
+      const dir = mkdtempSync(join(tmpdir(), 'cds-shared-log-'));
+      const log = await SegmentLog.open(dir, { segmentBytes: 64 * 1024 });
+      // Renewals every 20 s: the instance learns of the lease's move long after the run below.
+      const x = await startInstance(db2.url, shared(log), { leaseMs: 60_000, renewMs: 20_000 });
+      const store = await PostgresSubscriptionStore.open(db2.url);
+      const sql = new pg.Client({ connectionString: db2.url });
+      await sql.connect();
+      try {
+        const name = 'stale';
+        const r = await request(x, 'POST', '/v1/subscriptions', {
+          name,
+          topics: ['decisions.>'],
+          start: 'earliest',
+        });
+        assert.equal(r.status, 201, JSON.stringify(r.body));
+        await within(10_000, 'leased', async () => (await leaseOwners(db2.url)).get(name) === x.url);
+        for (let j = 0; j < 400; j += 50) {
+          const batch = Array.from({ length: 50 }, (_, k) =>
+            makeDecision(j + k, { decisionId: `s-${j + k}`, expiresAt: NEVER_EXPIRES }),
+          );
+          assert.equal((await request(x, 'POST', '/v1/decisions', batch)).status, 200);
+        }
+        const put = await request(x, 'PUT', '/v1/retention-policies/all', {
+          pattern: 'decisions.>',
+          maxAgeMs: 0,
+          onUnacknowledged: 'drop',
+        });
+        assert.equal(put.status, 201, JSON.stringify(put.body));
+        // Another owner takes the lease (a new token); x still runs the subscription.
+        await sql.query(
+          `UPDATE cds_leases SET owner = 'another', token = nextval('cds_lease_tokens'),
+             acquired_at = clock_timestamp(), expires_at = clock_timestamp() + interval '1 hour'
+           WHERE name = $1`,
+          [name],
+        );
+        const run = (await x.app.ctx.retention.run(Date.now() + 1)).partitions[0]!;
+        const c = (await store.loadCursors(name))[0]!;
+        const stored = c.pending[0]?.[0] ?? c.next;
+        assert.deepEqual(
+          run.lost.map((l) => l.subscription),
+          [name],
+          'x dropped it (it did not know of the move)',
+        );
+        assert.ok(run.lost[0]!.to > stored, `the drop went to ${run.lost[0]!.to}, the store kept ${stored}`);
+        const first = log.extents()[0]!.first;
+        assert.ok(
+          first <= stored,
+          `trimmed to ${first} past the stored cursor ${stored} the new owner resumes from`,
+        );
+        assert.ok(run.waitingFor.some((w) => w.subscription === name && w.offset === stored));
+      } finally {
+        await sql.end();
+        await store.close();
+        await x.app.close();
+        await log.close();
+        rmSync(dir, { recursive: true, force: true });
+        rmSync(x.dataDir, { recursive: true, force: true });
+        await db2.stop();
       }
     });
   });
