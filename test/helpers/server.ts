@@ -40,6 +40,12 @@ export interface ExitInfo {
   readonly signal: NodeJS.Signals | null;
 }
 
+/**
+ * Node options the service is started with, as `npm start` and bin/cds.js start it: the young
+ * generation at 64 MiB per semi-space (ADR 0020: 15-20% less CPU per decision on the publish path).
+ */
+export const SERVICE_NODE_ARGS = ['--max-semi-space-size=64'];
+
 /** A running service started by {@link startServer}. */
 export interface ServerHandle {
   /** Base URL, for example http://127.0.0.1:40123. */
@@ -148,7 +154,7 @@ export async function startServer(opts: StartOptions = {}): Promise<ServerHandle
   const entry = process.env['CDS_TEST_SERVER_ENTRY'] ?? 'src/main.ts';
   const child = spawn(
     process.execPath,
-    [...(opts.nodeArgs ?? []), '--import', 'tsx', entry, 'serve', ...(opts.args ?? [])],
+    [...SERVICE_NODE_ARGS, ...(opts.nodeArgs ?? []), '--import', 'tsx', entry, 'serve', ...(opts.args ?? [])],
     {
       cwd: REPO_ROOT,
       env,
