@@ -104,6 +104,7 @@ async function openAdapters(
           namespace: config.pulsar.namespace,
           topic: config.pulsar.topic,
           partitions: config.pulsar.partitions,
+          checkpointEvery: config.pulsar.checkpointEvery,
         })
       : await SegmentLog.open(join(dataDir, 'log'), { segmentBytes: config.log.segmentBytes }));
   try {

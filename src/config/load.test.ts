@@ -69,6 +69,19 @@ describe('loadConfig', () => {
     );
   });
 
+  it('pulsar.checkpointEvery: default 1,000, 0 allowed, negative, fractional or not a number refused, naming the key or the variable', () => {
+    assert.equal(loadConfig({ env: {} }).pulsar.checkpointEvery, 1000);
+    assert.equal(loadConfig({ env: { CDS_PULSAR_CHECKPOINT_EVERY: '0' } }).pulsar.checkpointEvery, 0);
+    for (const bad of ['-1', '2.5', 'often'])
+      assert.throws(
+        () => loadConfig({ env: { CDS_PULSAR_CHECKPOINT_EVERY: bad } }),
+        (e: unknown) =>
+          isCdsError(e, 'CONFIG_INVALID') &&
+          /pulsar\.checkpointEvery|CDS_PULSAR_CHECKPOINT_EVERY/.test(e.message),
+        bad,
+      );
+  });
+
   it('maps every CDS_* variable to an existing key', () => {
     for (const [name, key] of Object.entries(ENV_VARS)) assert.ok(schemaAt(key), `${name} -> ${key}`);
   });

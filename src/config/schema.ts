@@ -118,6 +118,13 @@ export const ConfigSchema = Type.Object(
           default: 4,
           description: 'Partitions of the topic when cds creates it (an existing topic keeps its own).',
         }),
+        checkpointEvery: Type.Integer({
+          minimum: 0,
+          maximum: 1_000_000,
+          default: 1000,
+          description:
+            'Commit records between two checkpoints of the log state (<topic>.checkpoints; a start reads from the last one). 0 writes none. Give every instance the same value (ADR 0016).',
+        }),
       },
       { additionalProperties: false, default: {} },
     ),
@@ -307,6 +314,7 @@ export const ENV_VARS: Readonly<Record<string, string>> = {
   CDS_PULSAR_NAMESPACE: 'pulsar.namespace',
   CDS_PULSAR_TOPIC: 'pulsar.topic',
   CDS_PULSAR_PARTITIONS: 'pulsar.partitions',
+  CDS_PULSAR_CHECKPOINT_EVERY: 'pulsar.checkpointEvery',
   CDS_POSTGRES_URL: 'postgres.url',
   CDS_POSTGRES_POOL_SIZE: 'postgres.poolSize',
   CDS_LEASE_MS: 'cluster.leaseMs',
