@@ -15,8 +15,9 @@ export const GRPCURL_MODULE = 'github.com/fullstorydev/grpcurl/cmd/grpcurl@v1.9.
 
 function goBin(): string | undefined {
   try {
-    const gopath = execFileSync('go', ['env', 'GOPATH'], { encoding: 'utf8' }).trim();
-    return gopath === '' ? undefined : join(gopath, 'bin', 'grpcurl');
+    const [gobin, gopath] = execFileSync('go', ['env', 'GOBIN', 'GOPATH'], { encoding: 'utf8' }).split('\n');
+    if (gobin !== undefined && gobin.trim() !== '') return join(gobin.trim(), 'grpcurl');
+    return gopath === undefined || gopath.trim() === '' ? undefined : join(gopath.trim(), 'bin', 'grpcurl');
   } catch {
     return undefined;
   }
