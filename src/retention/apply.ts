@@ -190,8 +190,7 @@ export class RetentionApplier {
   /** The ack floor of a subscription's last committed cursor on a partition (`dflt` when none). */
   async #committedFloor(name: string, p: number, dflt: number): Promise<number> {
     const c = (await this.deps.subscriptions.loadCursors(name)).find((x) => x.partition === p);
-    if (c === undefined) return dflt;
-    return c.pending.length > 0 ? Math.min(c.next, (c.pending[0] as readonly [number, number])[0]) : c.next;
+    return c === undefined ? dflt : cursorFloor(c, 0);
   }
 
   /**

@@ -20,11 +20,10 @@ export async function within(
   opts: WithinOptions = {},
 ): Promise<number> {
   const t0 = Date.now();
-  const check = opts.ignoreErrors === true ? async () => (await cond()) === true : cond;
   for (;;) {
     let ok: boolean;
     try {
-      ok = await check();
+      ok = await cond();
     } catch (e) {
       if (opts.ignoreErrors !== true) throw e;
       ok = false;

@@ -45,7 +45,7 @@ function jsonNameOf(field: string): string {
 
 /** The name protoc gives a map field's entry type: `metadata` -> `MetadataEntry`. */
 function mapEntryName(field: string): string {
-  const camel = field.replace(/_([a-z0-9])/g, (_m, c: string) => c.toUpperCase());
+  const camel = jsonNameOf(field);
   return `${camel.charAt(0).toUpperCase()}${camel.slice(1)}Entry`;
 }
 
@@ -93,10 +93,14 @@ function resolve(ref: string, scope: string, symbols: Map<string, string>): stri
 /** A copy of `pkg` whose file descriptors have absolute type references and their imports listed. */
 export function linkableDescriptors(pkg: PackageDefinition): PackageDefinition {
   const files = new Map<string, FileLike>();
+  // The file name of every descriptor as given (each message type carries its file's and its imports').
+  const nameOf = new Map<Buffer, string | undefined>();
   for (const def of Object.values(pkg)) {
     const protos = (def as { fileDescriptorProtos?: Buffer[] }).fileDescriptorProtos;
     for (const bin of protos ?? []) {
+      if (nameOf.has(bin)) continue;
       const f = FileDescriptorProto.decode(bin);
+      nameOf.set(bin, f.name);
       if (f.name !== undefined && !files.has(f.name)) files.set(f.name, f);
     }
   }
@@ -140,7 +144,7 @@ export function linkableDescriptors(pkg: PackageDefinition): PackageDefinition {
         : {
             ...def,
             fileDescriptorProtos: protos.map((b) => {
-              const n = FileDescriptorProto.decode(b).name;
+              const n = nameOf.get(b);
               return (n !== undefined && encoded.get(n)) || b;
             }),
           };
